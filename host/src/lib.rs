@@ -1,0 +1,4 @@
+//! Hoist's registry host. It embeds the plugin component with wasmtime and serves the API.
+
+pub mod api;
+pub mod plugin;

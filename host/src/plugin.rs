@@ -1,0 +1,220 @@
+//! Loading the plugin component and calling it.
+//!
+//! The component is compiled once per process; every call gets a fresh `Store` made from a
+//! pre-instantiated template, with a memory cap and an epoch deadline, so a misbehaving
+//! plugin can fail one call and nothing else.
+
+use anyhow::{Context, Result, anyhow, bail};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "plugin",
+    exports: { default: async },
+});
+
+pub use exports::hoist::plugin::reference::{ImageReference, TargetName};
+pub use hoist::plugin::types::Error as PluginError;
+
+/// The WIT package the host speaks. A plugin must export its interfaces at a version
+/// that is semver-compatible with this one.
+pub const WIT_PACKAGE: &str = "hoist:plugin";
+pub const WIT_VERSION: (u64, u64, u64) = (0, 1, 0);
+
+/// The plugin built with this host, embedded at compile time.
+pub static BUILTIN: &[u8] = include_bytes!(env!("HOIST_BUILTIN_PLUGIN"));
+
+/// How often the epoch ticks, and so the granularity of every deadline below.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// A parse is a few microseconds of work; anything near this is a runaway plugin.
+const CALL_DEADLINE: Duration = Duration::from_secs(2);
+/// The most linear memory one plugin instance may grow to.
+const MEMORY_LIMIT: usize = 64 << 20;
+
+/// A loaded plugin, ready to be instantiated for each call.
+#[derive(Clone)]
+pub struct PluginRuntime {
+    engine: Engine,
+    pre: Arc<PluginPre<PluginState>>,
+}
+
+/// What one instance of the plugin owns in the host.
+pub struct PluginState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for PluginState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: Default::default(),
+        }
+    }
+}
+
+impl PluginRuntime {
+    /// Loads the built-in plugin.
+    pub fn builtin() -> Result<Self> {
+        Self::from_bytes(BUILTIN).context("loading the built-in plugin")
+    }
+
+    /// Loads a plugin component from a file, for admins who run a newer plugin than the
+    /// one built in.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("reading the plugin component {}", path.display()))?;
+        Self::from_bytes(&bytes).with_context(|| format!("loading the plugin {}", path.display()))
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config)?;
+        let component = Component::new(&engine, bytes)
+            .context("the file is not a valid WebAssembly component")?;
+        check_contract_version(&engine, &component)?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        let pre = PluginPre::new(linker.instantiate_pre(&component)?)?;
+
+        // The ticker only holds a weak engine handle, so it ends with the last runtime.
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("hoist-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })?;
+        Ok(Self {
+            engine,
+            pre: Arc::new(pre),
+        })
+    }
+
+    fn store(&self) -> Store<PluginState> {
+        let state = PluginState {
+            wasi: WasiCtx::builder().build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(MEMORY_LIMIT)
+                .instances(4)
+                .build(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(ticks(CALL_DEADLINE));
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// Parses an image reference with the plugin.
+    pub async fn parse(&self, input: &str) -> Result<Result<ImageReference, PluginError>> {
+        let mut store = self.store();
+        let plugin = self.pre.instantiate_async(&mut store).await?;
+        plugin
+            .hoist_import_reference()
+            .call_parse(&mut store, input)
+            .await
+            .context("the plugin failed while parsing a reference")
+    }
+
+    /// The default target of `source` inside `project`, with optional overrides.
+    pub async fn default_target(
+        &self,
+        project: &str,
+        source: &str,
+        target_image: Option<&str>,
+        target_tag: Option<&str>,
+    ) -> Result<Result<TargetName, PluginError>> {
+        let mut store = self.store();
+        let plugin = self.pre.instantiate_async(&mut store).await?;
+        plugin
+            .hoist_import_reference()
+            .call_default_target(&mut store, project, source, target_image, target_tag)
+            .await
+            .context("the plugin failed while naming a target")
+    }
+}
+
+fn ticks(d: Duration) -> u64 {
+    (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+}
+
+/// Refuses a component that does not speak a `hoist:plugin` version this host knows,
+/// with a message that says which version it found and which one would work, instead of
+/// the linker's "missing export" error.
+fn check_contract_version(engine: &Engine, component: &Component) -> Result<()> {
+    let ty = component.component_type();
+    let prefix = format!("{WIT_PACKAGE}/");
+    let mut found = Vec::new();
+    for (name, _) in ty.exports(engine) {
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let version = rest.split_once('@').map(|(_, v)| v).unwrap_or("");
+        found.push((name.to_owned(), version.to_owned()));
+    }
+    let (want_major, want_minor, _) = WIT_VERSION;
+    let wanted = format!("{WIT_PACKAGE}@{want_major}.{want_minor}.x");
+    if found.is_empty() {
+        let exports: Vec<_> = ty.exports(engine).map(|(n, _)| n.to_owned()).collect();
+        bail!(
+            "this component is not a Hoist plugin: it exports no {WIT_PACKAGE} interface \
+             (it exports: {}); build one from plugin/ or use the built-in plugin",
+            if exports.is_empty() {
+                "nothing".into()
+            } else {
+                exports.join(", ")
+            }
+        );
+    }
+    for (name, version) in &found {
+        let parsed = parse_version(version).ok_or_else(|| {
+            anyhow!("the plugin exports {name} with no usable version; it needs {wanted}")
+        })?;
+        // Semver for 0.x: the minor version is the breaking one.
+        let compatible = if want_major == 0 {
+            parsed.0 == 0 && parsed.1 == want_minor
+        } else {
+            parsed.0 == want_major
+        };
+        if !compatible {
+            bail!(
+                "the plugin implements {WIT_PACKAGE}@{version}, but this host understands \
+                 {wanted}; load a plugin built for {wanted}, or upgrade the host"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
+    let core = v.split(['-', '+']).next()?;
+    let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
+    Some((parts.next()??, parts.next()??, parts.next()??))
+}

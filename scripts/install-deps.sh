@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what Hoist's build and tests need, and only what is missing, so that a
+# second run on the same machine costs a few seconds. Tools go under $HOME/.cache/hoist,
+# never into the clone.
+set -euo pipefail
+
+# Keep in step with the `wasmtime` crate in Cargo.toml: the CLI tests run the same
+# runtime the host embeds.
+WASMTIME_VERSION=48.0.8
+
+HOIST_CACHE=${HOIST_CACHE:-$HOME/.cache/hoist}
+TOOLS=$HOIST_CACHE/tools
+
+# Debian packages the tests start or call: the CNCF distribution registry, skopeo as the
+# reference client, htpasswd for basic-auth fixtures, curl for the benchmarks.
+APT_PACKAGES=(docker-registry skopeo apache2-utils curl)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: apt packages: ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The wasm target comes from rust-toolchain.toml; rustup installs it on first use, but
+# asking here makes a fresh machine fail early and clearly if it cannot.
+rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+
+if ! "$TOOLS/bin/wasmtime" --version 2>/dev/null | grep -q "^wasmtime $WASMTIME_VERSION"; then
+  echo "install-deps: building wasmtime-cli $WASMTIME_VERSION (about 9 minutes on 2 cores)" >&2
+  CARGO_TARGET_DIR=$HOIST_CACHE/wasmtime-cli-build \
+    cargo install --quiet --locked --root "$TOOLS" wasmtime-cli --version "$WASMTIME_VERSION"
+  rm -rf "$HOIST_CACHE/wasmtime-cli-build"
+fi
