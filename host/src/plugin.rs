@@ -90,6 +90,7 @@ impl PluginRuntime {
         config.epoch_interruption(true);
         let engine = Engine::new(&config)?;
         let component = Component::new(&engine, bytes)
+            .map_err(anyhow::Error::from)
             .context("the file is not a valid WebAssembly component")?;
         check_contract_version(&engine, &component)?;
 
@@ -137,9 +138,10 @@ impl PluginRuntime {
         let mut store = self.store();
         let plugin = self.pre.instantiate_async(&mut store).await?;
         plugin
-            .hoist_import_reference()
+            .hoist_plugin_reference()
             .call_parse(&mut store, input)
             .await
+            .map_err(anyhow::Error::from)
             .context("the plugin failed while parsing a reference")
     }
 
@@ -154,9 +156,10 @@ impl PluginRuntime {
         let mut store = self.store();
         let plugin = self.pre.instantiate_async(&mut store).await?;
         plugin
-            .hoist_import_reference()
+            .hoist_plugin_reference()
             .call_default_target(&mut store, project, source, target_image, target_tag)
             .await
+            .map_err(anyhow::Error::from)
             .context("the plugin failed while naming a target")
     }
 }

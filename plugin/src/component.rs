@@ -1,7 +1,11 @@
 //! The glue between the WIT contract and the library: converts types and nothing more.
 
+use crate::copy::{Import, ImportSpec};
+use crate::manifest::PlatformFilter;
+use crate::progress::{self, ImportError};
 use crate::reference::Reference;
 use crate::target::{self, TargetError};
+use std::cell::RefCell;
 
 wit_bindgen::generate!({
     path: "../wit",
@@ -11,6 +15,7 @@ wit_bindgen::generate!({
 use exports::hoist::plugin::importer::{self, ImportRequest, Status};
 use exports::hoist::plugin::reference::{Guest as ReferenceGuest, ImageReference, TargetName};
 use hoist::plugin::types::Error;
+use hoist::plugin::types::{BlobProgress, BlobState, Phase};
 
 struct Plugin;
 
@@ -48,9 +53,8 @@ impl ReferenceGuest for Plugin {
     }
 }
 
-/// The import task. Copying arrives with the registry client; until then `start` checks
-/// the request and says plainly that it cannot copy yet.
-struct Task;
+/// The import task: the engine's `Import` behind the WIT resource.
+struct Task(RefCell<Import>);
 
 impl importer::Guest for Plugin {
     type Task = Task;
@@ -58,23 +62,112 @@ impl importer::Guest for Plugin {
 
 impl importer::GuestTask for Task {
     fn start(request: ImportRequest) -> Result<importer::Task, Error> {
-        for (what, value) in [("source", &request.source), ("target", &request.target)] {
-            Reference::parse(value).map_err(|e| Error::InvalidReference(format!("{what}: {e}")))?;
-        }
-        Err(Error::RegistryError(
-            "this plugin build parses references but cannot copy images yet".into(),
-        ))
+        let spec = import_spec(request).map_err(to_wit_error)?;
+        let import = Import::start(spec).map_err(to_wit_error)?;
+        Ok(importer::Task::new(Task(RefCell::new(import))))
     }
 
-    fn advance(&self, _budget_ms: u32) -> Status {
-        unreachable!("start never returns a task in this build")
+    fn advance(&self, budget_ms: u32) -> Status {
+        to_wit_status(self.0.borrow_mut().advance(budget_ms))
     }
 
     fn status(&self) -> Status {
-        unreachable!("start never returns a task in this build")
+        to_wit_status(self.0.borrow().status())
     }
 
-    fn cancel(&self) {}
+    fn cancel(&self) {
+        self.0.borrow_mut().cancel();
+    }
+}
+
+fn import_spec(r: ImportRequest) -> Result<ImportSpec, ImportError> {
+    let platforms = r
+        .platforms
+        .into_iter()
+        .map(|p| PlatformFilter {
+            os: p.os,
+            architecture: p.architecture,
+            variant: p.variant,
+        })
+        .collect();
+    let o = r.options;
+    Ok(ImportSpec {
+        source: r.source,
+        target: r.target,
+        platforms,
+        endpoints: o
+            .endpoints
+            .into_iter()
+            .map(|e| (e.registry, e.endpoints))
+            .collect(),
+        insecure: o.insecure_registries,
+        concurrency: o.concurrency,
+        max_retries: o.max_retries,
+        chunk_size: o.chunk_size,
+        mount_from: o.mount_from,
+        copy_foreign_layers: o.copy_foreign_layers,
+        credentials: r
+            .credentials
+            .into_iter()
+            .map(|c| (c.registry, c.username, c.password))
+            .collect(),
+        dry_run: false,
+    })
+}
+
+fn to_wit_error(e: ImportError) -> Error {
+    match e {
+        ImportError::InvalidReference(m) => Error::InvalidReference(m),
+        ImportError::Unauthorized(m) => Error::Unauthorized(m),
+        ImportError::NotFound(m) => Error::NotFound(m),
+        ImportError::RateLimited(m) => Error::RateLimited(m),
+        ImportError::DigestMismatch(m) => Error::DigestMismatch(m),
+        ImportError::UnsupportedMediaType(m) => Error::UnsupportedMediaType(m),
+        ImportError::Network(m) => Error::Network(m),
+        ImportError::Registry(m) => Error::RegistryError(m),
+        ImportError::DeniedByPolicy(m) => Error::DeniedByPolicy(m),
+        ImportError::Cancelled(m) => Error::Cancelled(m),
+    }
+}
+
+fn to_wit_status(s: progress::Status) -> Status {
+    Status {
+        phase: match s.phase {
+            progress::Phase::Resolving => Phase::Resolving,
+            progress::Phase::Copying => Phase::Copying,
+            progress::Phase::PushingManifests => Phase::PushingManifests,
+            progress::Phase::Done => Phase::Done,
+            progress::Phase::Failed => Phase::Failed,
+            progress::Phase::Cancelled => Phase::Cancelled,
+        },
+        bytes_done: s.bytes_done(),
+        bytes_total: s.bytes_total(),
+        blobs_done: s.blobs_done(),
+        blobs_total: s.blobs.len() as u32,
+        blobs: s
+            .blobs
+            .into_iter()
+            .map(|b| BlobProgress {
+                digest: b.digest,
+                media_type: b.media_type,
+                size: b.size,
+                bytes_done: b.bytes_done,
+                state: match b.state {
+                    progress::BlobState::Pending => BlobState::Pending,
+                    progress::BlobState::Skipped => BlobState::Skipped,
+                    progress::BlobState::Mounted => BlobState::Mounted,
+                    progress::BlobState::Copying => BlobState::Copying,
+                    progress::BlobState::Done => BlobState::Done,
+                    progress::BlobState::Foreign => BlobState::Foreign,
+                    progress::BlobState::Failed(m) => BlobState::Failed(m),
+                },
+            })
+            .collect(),
+        digest: s.digest,
+        target_reference: s.target_reference,
+        error: s.error.map(to_wit_error),
+        warnings: s.warnings,
+    }
 }
 
 export!(Plugin);

@@ -1,9 +1,24 @@
 //! Hoist's import engine. Compiled to `wasm32-wasip2`, it is a component that exports the
-//! `hoist:plugin` contract in `wit/`; compiled natively, it is an ordinary library, so its
-//! logic is tested with `cargo test` and linked into the CLI.
+//! `hoist:plugin` contract in `wit/`; compiled natively, its pure parts (reference parsing,
+//! target naming, auth challenges, manifests, retries) are tested with `cargo test`, and the
+//! CLI links it.
 
+pub mod auth;
+pub mod manifest;
+pub mod progress;
 pub mod reference;
+pub mod retry;
 pub mod target;
+pub mod url;
+
+#[cfg(target_arch = "wasm32")]
+pub mod copy;
+#[cfg(target_arch = "wasm32")]
+mod executor;
+#[cfg(target_arch = "wasm32")]
+mod http;
+#[cfg(target_arch = "wasm32")]
+mod registry;
 
 #[cfg(target_arch = "wasm32")]
 mod component;

@@ -1,0 +1,614 @@
+//! One import: resolve the source's manifests, move the blobs the target lacks, then push
+//! the manifests, children before their index and the tag last, so the target never shows
+//! a tag whose content is incomplete.
+
+use crate::executor::{Executor, now};
+use crate::http::SpliceError;
+use crate::manifest::{self, Filtered, Parsed, PlatformFilter};
+use crate::progress::{BlobProgress, BlobState, ImportError, Phase, Status};
+use crate::reference::Reference;
+use crate::registry::{Client, Settings, Started};
+use crate::retry;
+use crate::url::Url;
+use oci_spec::image::Descriptor;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use wasi::http::types::Method;
+
+/// Blob transfers in flight at once when the request does not say.
+pub const DEFAULT_CONCURRENCY: u32 = 4;
+/// A ceiling on what a request may ask for: each transfer holds a couple of MiB of host
+/// buffers, and registries throttle clients that open many more connections.
+const MAX_CONCURRENCY: u32 = 32;
+
+/// What the caller asked for, in native types.
+pub struct ImportSpec {
+    pub source: String,
+    pub target: String,
+    pub platforms: Vec<PlatformFilter>,
+    pub endpoints: Vec<(String, Vec<String>)>,
+    pub insecure: Vec<String>,
+    pub concurrency: u32,
+    pub max_retries: u32,
+    pub chunk_size: Option<u64>,
+    pub mount_from: Vec<String>,
+    pub copy_foreign_layers: bool,
+    pub credentials: Vec<(String, String, String)>,
+    /// Resolve and report the plan, but write nothing.
+    pub dry_run: bool,
+}
+
+/// A running import and its executor.
+pub struct Import {
+    executor: Option<Executor>,
+    shared: Rc<Shared>,
+}
+
+/// What the import's futures share.
+struct Shared {
+    status: RefCell<Status>,
+    cancelled: Cell<bool>,
+    finished: Cell<bool>,
+    warnings: Rc<RefCell<Vec<String>>>,
+}
+
+/// A blob to move, with where it was found.
+#[derive(Clone)]
+struct Blob {
+    index: usize,
+    digest: String,
+    size: u64,
+}
+
+impl Import {
+    /// Checks the request and starts the import. Fails before any network call when a
+    /// reference or option is invalid.
+    pub fn start(spec: ImportSpec) -> Result<Self, ImportError> {
+        let source = Reference::parse(&spec.source)
+            .map_err(|e| ImportError::InvalidReference(format!("source: {e}")))?;
+        let target = Reference::parse(&spec.target)
+            .map_err(|e| ImportError::InvalidReference(format!("target: {e}")))?;
+        if target.tag().is_none() && target.digest().is_none() {
+            return Err(ImportError::InvalidReference(
+                "target: name a tag or a digest".into(),
+            ));
+        }
+        let mut endpoints = HashMap::new();
+        for (registry, urls) in &spec.endpoints {
+            let parsed = urls
+                .iter()
+                .map(|u| Url::parse(u.trim_end_matches('/')))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| {
+                    ImportError::InvalidReference(format!("endpoint for {registry}: {e}"))
+                })?;
+            endpoints.insert(registry.clone(), parsed);
+        }
+        if spec.chunk_size == Some(0) {
+            return Err(ImportError::InvalidReference(
+                "chunk size must be more than 0 bytes".into(),
+            ));
+        }
+        let concurrency = match spec.concurrency {
+            0 => DEFAULT_CONCURRENCY,
+            n => n.min(MAX_CONCURRENCY),
+        };
+        let max_retries = if spec.max_retries == 0 {
+            retry::DEFAULT_RETRIES
+        } else {
+            spec.max_retries
+        };
+        let warnings = Rc::new(RefCell::new(Vec::new()));
+        let client = Client::new(
+            Settings {
+                endpoints,
+                insecure: spec.insecure.iter().cloned().collect(),
+                credentials: spec
+                    .credentials
+                    .iter()
+                    .map(|(r, u, p)| (r.clone(), (u.clone(), p.clone())))
+                    .collect(),
+                max_retries,
+            },
+            warnings.clone(),
+        );
+        let shared = Rc::new(Shared {
+            status: RefCell::new(Status::new()),
+            cancelled: Cell::new(false),
+            finished: Cell::new(false),
+            warnings,
+        });
+        let job = Job {
+            client,
+            source,
+            target,
+            platforms: spec.platforms,
+            concurrency,
+            chunk_size: spec.chunk_size,
+            mount_from: spec.mount_from,
+            copy_foreign: spec.copy_foreign_layers,
+            dry_run: spec.dry_run,
+            shared: shared.clone(),
+        };
+        let executor = Executor::new();
+        let for_task = shared.clone();
+        executor.spawn(async move {
+            let outcome = job.run().await;
+            let mut status = for_task.status.borrow_mut();
+            match outcome {
+                Ok(()) => status.phase = Phase::Done,
+                Err(e) => {
+                    status.phase = Phase::Failed;
+                    status.error = Some(e);
+                }
+            }
+            for_task.finished.set(true);
+        });
+        Ok(Self {
+            executor: Some(executor),
+            shared,
+        })
+    }
+
+    /// Works for about `budget_ms`, then reports.
+    pub fn advance(&mut self, budget_ms: u32) -> Status {
+        if let Some(executor) = self.executor.as_mut() {
+            let deadline = now() + u64::from(budget_ms.max(1)) * 1_000_000;
+            let shared = self.shared.clone();
+            executor.run_until(deadline, || shared.finished.get());
+            if self.shared.finished.get() {
+                // Dropping the executor releases every stream and connection now.
+                self.executor = None;
+            }
+        }
+        self.status()
+    }
+
+    pub fn status(&self) -> Status {
+        let mut status = self.shared.status.borrow().clone();
+        status.warnings = self.shared.warnings.borrow().clone();
+        status
+    }
+
+    /// Stops every transfer: dropping the futures aborts their requests, so no upload
+    /// completes and no tag is written afterwards.
+    pub fn cancel(&mut self) {
+        if self.shared.finished.get() {
+            return;
+        }
+        self.shared.cancelled.set(true);
+        self.executor = None;
+        self.shared.finished.set(true);
+        let mut status = self.shared.status.borrow_mut();
+        status.phase = Phase::Cancelled;
+        status.error = Some(ImportError::Cancelled("the import was cancelled".into()));
+        for blob in &mut status.blobs {
+            if !blob.state.is_settled() {
+                blob.state = BlobState::Failed("cancelled".into());
+            }
+        }
+    }
+}
+
+impl Drop for Import {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+/// The import's work, run as one future on its executor.
+struct Job {
+    client: Client,
+    source: Reference,
+    target: Reference,
+    platforms: Vec<PlatformFilter>,
+    concurrency: u32,
+    chunk_size: Option<u64>,
+    mount_from: Vec<String>,
+    copy_foreign: bool,
+    dry_run: bool,
+    shared: Rc<Shared>,
+}
+
+/// A manifest to push, in order.
+struct ManifestToPush {
+    reference: String,
+    media_type: String,
+    bytes: Vec<u8>,
+}
+
+impl Job {
+    async fn run(&self) -> Result<(), ImportError> {
+        let src_reg = self.source.registry();
+        let src_repo = self.source.repository();
+        let (raw, media, digest) = self
+            .client
+            .get_manifest(src_reg, src_repo, self.source.manifest_reference())
+            .await?;
+        if let Some(want) = self.source.digest()
+            && want != digest
+        {
+            return Err(ImportError::DigestMismatch(format!(
+                "{src_reg} served {src_repo} with digest {digest}, not {want}"
+            )));
+        }
+
+        // The manifests to push after the blobs, children first, and the blobs they need.
+        let mut pushes: Vec<ManifestToPush> = Vec::new();
+        let mut descriptors: Vec<Descriptor> = Vec::new();
+        let top = match manifest::parse(&media, &raw)? {
+            Parsed::Image { config, layers } => {
+                descriptors.push(*config);
+                descriptors.extend(layers);
+                ManifestToPush {
+                    reference: digest.clone(),
+                    media_type: media.clone(),
+                    bytes: raw,
+                }
+            }
+            Parsed::Index { manifests } => {
+                let (children, top) = if self.platforms.is_empty() {
+                    (manifests, Some((raw, media.clone())))
+                } else {
+                    match manifest::filter_index(&raw, &manifests, &self.platforms)? {
+                        Filtered::Single(d) => (vec![*d], None),
+                        Filtered::Index { bytes, kept } => (kept, Some((bytes, media.clone()))),
+                    }
+                };
+                for child in &children {
+                    let child_digest = child.digest().to_string();
+                    let (bytes, child_media, _) = self
+                        .client
+                        .get_manifest(src_reg, src_repo, &child_digest)
+                        .await?;
+                    match manifest::parse(&child_media, &bytes)? {
+                        Parsed::Image { config, layers } => {
+                            descriptors.push(*config);
+                            descriptors.extend(layers);
+                        }
+                        Parsed::Index { .. } => {
+                            return Err(ImportError::UnsupportedMediaType(format!(
+                                "{child_digest} is an index inside an index, which Hoist does \
+                                 not copy yet"
+                            )));
+                        }
+                    }
+                    pushes.push(ManifestToPush {
+                        reference: child_digest,
+                        media_type: child_media,
+                        bytes,
+                    });
+                }
+                match top {
+                    Some((bytes, media)) => ManifestToPush {
+                        reference: manifest_digest(&bytes),
+                        media_type: media,
+                        bytes,
+                    },
+                    // One platform chosen: its manifest is the image, pushed under the tag.
+                    None => pushes.pop().expect("a single platform has one child"),
+                }
+            }
+        };
+
+        let blobs = self.plan_blobs(&descriptors);
+        let top_digest = top.reference.clone();
+        pushes.push(top);
+        if self.dry_run {
+            self.shared.status.borrow_mut().digest = Some(top_digest);
+            return self.mark_present_blobs(&blobs).await;
+        }
+
+        self.set_phase(Phase::Copying);
+        self.copy_blobs(blobs).await?;
+
+        self.set_phase(Phase::PushingManifests);
+        let dst_reg = self.target.registry();
+        let dst_repo = self.target.repository();
+        let last = pushes.len() - 1;
+        for (i, push) in pushes.iter().enumerate() {
+            self.check_cancelled()?;
+            // The top manifest goes under the tag, and only after all it refers to.
+            let reference = match (i == last, self.target.tag()) {
+                (true, Some(tag)) => tag,
+                _ => push.reference.as_str(),
+            };
+            self.client
+                .put_manifest(dst_reg, dst_repo, reference, &push.media_type, &push.bytes)
+                .await?;
+        }
+        let mut status = self.shared.status.borrow_mut();
+        status.target_reference = Some(format!("{dst_reg}/{dst_repo}@{top_digest}"));
+        status.digest = Some(top_digest);
+        Ok(())
+    }
+
+    /// The unique blobs, in manifest order; foreign layers are set aside unless asked for.
+    fn plan_blobs(&self, descriptors: &[Descriptor]) -> Vec<Blob> {
+        let mut seen = HashSet::new();
+        let mut status = self.shared.status.borrow_mut();
+        let mut blobs = Vec::new();
+        for d in descriptors {
+            let digest = d.digest().to_string();
+            if !seen.insert(digest.clone()) {
+                continue;
+            }
+            let foreign = d.urls().as_ref().is_some_and(|u| !u.is_empty());
+            let state = if foreign && !self.copy_foreign {
+                self.shared.warnings.borrow_mut().push(format!(
+                    "skipped the foreign layer {digest} ({} bytes): it is not distributable; \
+                     allow foreign layers to copy it",
+                    d.size()
+                ));
+                BlobState::Foreign
+            } else {
+                blobs.push(Blob {
+                    index: status.blobs.len(),
+                    digest: digest.clone(),
+                    size: d.size(),
+                });
+                BlobState::Pending
+            };
+            status.blobs.push(BlobProgress {
+                digest,
+                media_type: d.media_type().to_string(),
+                size: d.size(),
+                bytes_done: 0,
+                state,
+            });
+        }
+        blobs
+    }
+
+    /// For a dry run: which blobs the target already has.
+    async fn mark_present_blobs(&self, blobs: &[Blob]) -> Result<(), ImportError> {
+        for blob in blobs {
+            if self
+                .client
+                .blob_exists(
+                    self.target.registry(),
+                    self.target.repository(),
+                    &blob.digest,
+                )
+                .await?
+            {
+                self.set_blob(blob.index, BlobState::Skipped);
+            }
+        }
+        Ok(())
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        self.shared.status.borrow_mut().phase = phase;
+    }
+
+    fn set_blob(&self, index: usize, state: BlobState) {
+        self.shared.status.borrow_mut().blobs[index].state = state;
+    }
+
+    fn check_cancelled(&self) -> Result<(), ImportError> {
+        if self.shared.cancelled.get() {
+            Err(ImportError::Cancelled("the import was cancelled".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Moves the blobs with a bounded number of transfers in flight.
+    async fn copy_blobs(&self, blobs: Vec<Blob>) -> Result<(), ImportError> {
+        let queue = RefCell::new(blobs.into_iter());
+        let first_error: RefCell<Option<ImportError>> = RefCell::new(None);
+        let worker = || async {
+            loop {
+                if first_error.borrow().is_some() {
+                    return;
+                }
+                let Some(blob) = queue.borrow_mut().next() else {
+                    return;
+                };
+                if let Err(e) = self.copy_blob(&blob).await {
+                    self.set_blob(blob.index, BlobState::Failed(e.message().to_owned()));
+                    first_error.borrow_mut().get_or_insert(e);
+                    return;
+                }
+            }
+        };
+        let workers: Vec<_> = (0..self.concurrency).map(|_| worker()).collect();
+        futures::future::join_all(workers).await;
+        match first_error.into_inner() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    async fn copy_blob(&self, blob: &Blob) -> Result<(), ImportError> {
+        let dst_reg = self.target.registry();
+        let dst_repo = self.target.repository();
+        if self
+            .client
+            .blob_exists(dst_reg, dst_repo, &blob.digest)
+            .await?
+        {
+            self.set_blob(blob.index, BlobState::Skipped);
+            return Ok(());
+        }
+        // Mounting needs no bytes at all; try each candidate repository of the target.
+        let mut upload = None;
+        for from in self.mount_from.iter().filter(|f| f.as_str() != dst_repo) {
+            match self
+                .client
+                .mount_or_start(dst_reg, dst_repo, &blob.digest, Some(from))
+                .await?
+            {
+                Started::Mounted => {
+                    self.set_blob(blob.index, BlobState::Mounted);
+                    return Ok(());
+                }
+                // The registry started an upload instead; keep the newest, drop the rest.
+                Started::Upload(url) => {
+                    if let Some(previous) = upload.replace(url) {
+                        self.client.cancel_upload(dst_reg, dst_repo, previous).await;
+                    }
+                }
+            }
+        }
+        self.set_blob(blob.index, BlobState::Copying);
+        let mut attempt = 0;
+        loop {
+            let url = match upload.take() {
+                Some(url) => url,
+                None => match self
+                    .client
+                    .mount_or_start(dst_reg, dst_repo, &blob.digest, None)
+                    .await?
+                {
+                    Started::Upload(url) => url,
+                    Started::Mounted => unreachable!("no mount was asked for"),
+                },
+            };
+            match self.transfer(blob, url).await {
+                Ok(()) => {
+                    self.set_blob(blob.index, BlobState::Done);
+                    return Ok(());
+                }
+                // A failed upload starts again from scratch, within the retry budget.
+                Err(ImportError::Network(m)) if attempt < 2 => {
+                    attempt += 1;
+                    self.shared.warnings.borrow_mut().push(format!(
+                        "restarting the upload of {} after: {m}",
+                        blob.digest
+                    ));
+                    self.shared.status.borrow_mut().blobs[blob.index].bytes_done = 0;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Streams the blob from the source into the upload at `url`, resuming the download
+    /// with Range when the source connection breaks.
+    async fn transfer(&self, blob: &Blob, url: Url) -> Result<(), ImportError> {
+        let dst_reg = self.target.registry();
+        let dst_repo = self.target.repository();
+        let record = |n: u64| {
+            self.shared.status.borrow_mut().blobs[blob.index].bytes_done += n;
+        };
+        match self.chunk_size {
+            None => {
+                let put_url = url.with_query("digest", &blob.digest);
+                let headers = [
+                    ("content-type", "application/octet-stream".to_owned()),
+                    ("content-length", blob.size.to_string()),
+                ];
+                let upload = self
+                    .client
+                    .start_upload(dst_reg, dst_repo, Method::Put, put_url, &headers)
+                    .await?;
+                self.pump(blob, 0, blob.size, &upload, &record).await?;
+                let response = upload.finish().await.map_err(|e| {
+                    ImportError::Network(format!("uploading {} to {dst_reg}: {e}", blob.digest))
+                })?;
+                if response.status == 201 {
+                    response.discard().await;
+                    return Ok(());
+                }
+                Err(self
+                    .client
+                    .error(dst_reg, &format!("the upload of {}", blob.digest), response)
+                    .await)
+            }
+            Some(chunk) => {
+                let mut url = url;
+                let mut offset = 0;
+                while offset < blob.size {
+                    let len = chunk.min(blob.size - offset);
+                    let headers = [
+                        ("content-type", "application/octet-stream".to_owned()),
+                        ("content-length", len.to_string()),
+                        ("content-range", format!("{offset}-{}", offset + len - 1)),
+                    ];
+                    let upload = self
+                        .client
+                        .start_upload(dst_reg, dst_repo, Method::Patch, url.clone(), &headers)
+                        .await?;
+                    self.pump(blob, offset, len, &upload, &record).await?;
+                    let response = upload.finish().await.map_err(|e| {
+                        ImportError::Network(format!("uploading {} to {dst_reg}: {e}", blob.digest))
+                    })?;
+                    if response.status != 202 {
+                        return Err(self
+                            .client
+                            .error(dst_reg, &format!("a chunk of {}", blob.digest), response)
+                            .await);
+                    }
+                    let location = response.header("location").map(str::to_owned);
+                    response.discard().await;
+                    if let Some(location) = location {
+                        url = url.join(&location).map_err(ImportError::Registry)?;
+                    }
+                    offset += len;
+                }
+                self.client
+                    .finish_upload(dst_reg, dst_repo, url, &blob.digest)
+                    .await
+            }
+        }
+    }
+
+    /// Splices `len` bytes of the blob, starting at `start`, into `upload`, reopening the
+    /// source at the byte where it broke off.
+    async fn pump(
+        &self,
+        blob: &Blob,
+        start: u64,
+        len: u64,
+        upload: &crate::http::Upload,
+        record: &impl Fn(u64),
+    ) -> Result<(), ImportError> {
+        let src_reg = self.source.registry();
+        let src_repo = self.source.repository();
+        let mut done = 0;
+        let mut resumes = 0;
+        while done < len {
+            let source = self
+                .client
+                .get_blob(src_reg, src_repo, &blob.digest, start + done)
+                .await?;
+            let stream = source.into_stream();
+            match upload.splice_from(&stream, len - done, record).await {
+                Ok(n) => done += n,
+                Err(SpliceError::Source {
+                    transferred,
+                    reason,
+                }) => {
+                    done += transferred;
+                    resumes += 1;
+                    if resumes > 5 {
+                        return Err(ImportError::Network(format!(
+                            "the download of {} from {src_reg} kept breaking ({reason})",
+                            blob.digest
+                        )));
+                    }
+                    self.shared.warnings.borrow_mut().push(format!(
+                        "resuming {} at byte {} after: {reason}",
+                        blob.digest,
+                        start + done
+                    ));
+                }
+                Err(SpliceError::Target(reason)) => {
+                    return Err(ImportError::Network(format!(
+                        "the upload of {} to {} broke: {reason}",
+                        blob.digest,
+                        self.target.registry()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn manifest_digest(bytes: &[u8]) -> String {
+    crate::registry::sha256_digest(bytes)
+}

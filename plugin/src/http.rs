@@ -1,0 +1,376 @@
+//! HTTP over `wasi:http/outgoing-handler`, as async functions on the import's executor.
+//!
+//! Blob bodies never enter guest memory: `splice` moves bytes from the source response's
+//! stream into the upload request's stream inside the host.
+
+use crate::executor::wait_for;
+use crate::url::Url;
+use std::time::Duration;
+use wasi::http::outgoing_handler;
+use wasi::http::types::{
+    ErrorCode, Fields, IncomingBody, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
+    RequestOptions, Scheme,
+};
+use wasi::io::streams::{InputStream, OutputStream, StreamError};
+
+/// Timeouts for every request: connecting, waiting for the first byte, and silence between
+/// bytes. Generous enough for a slow registry, short enough that a dead one fails the
+/// attempt and the retry policy takes over.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
+const BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The most a single splice call is asked to move.
+const SPLICE_CHUNK: u64 = 4 << 20;
+
+#[derive(Debug, Clone)]
+pub enum HttpError {
+    /// The request could not be sent or the response not received.
+    Transport(String),
+    /// A body was longer than the caller allows.
+    TooLarge { limit: u64 },
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpError::Transport(m) => f.write_str(m),
+            HttpError::TooLarge { limit } => {
+                write!(f, "the body is over the limit of {limit} bytes")
+            }
+        }
+    }
+}
+
+fn transport(e: ErrorCode) -> HttpError {
+    HttpError::Transport(describe(&e))
+}
+
+/// A human sentence for a `wasi:http` error code.
+fn describe(e: &ErrorCode) -> String {
+    match e {
+        ErrorCode::DnsError(d) => format!(
+            "DNS lookup failed ({})",
+            d.rcode.clone().unwrap_or_else(|| "no answer".into())
+        ),
+        ErrorCode::ConnectionRefused => "connection refused".into(),
+        ErrorCode::ConnectionTimeout => "timed out connecting".into(),
+        ErrorCode::ConnectionReadTimeout => "timed out waiting for data".into(),
+        ErrorCode::ConnectionTerminated => "the connection was closed".into(),
+        ErrorCode::TlsProtocolError => "TLS handshake failed".into(),
+        ErrorCode::TlsCertificateError => "the TLS certificate was not accepted".into(),
+        ErrorCode::HttpRequestDenied => "the host refused to send this request".into(),
+        ErrorCode::InternalError(Some(m)) => m.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A request about to be sent.
+pub struct Request {
+    pub method: Method,
+    pub url: Url,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Request {
+    pub fn new(method: Method, url: Url) -> Self {
+        Self {
+            method,
+            url,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_owned(), value.into()));
+        self
+    }
+
+    fn build(&self) -> Result<OutgoingRequest, HttpError> {
+        let fields: Vec<(String, Vec<u8>)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+            .collect();
+        let headers = Fields::from_list(&fields)
+            .map_err(|e| HttpError::Transport(format!("invalid request header: {e:?}")))?;
+        let req = OutgoingRequest::new(headers);
+        let bad = |what: &str| HttpError::Transport(format!("invalid request {what}"));
+        req.set_method(&self.method).map_err(|_| bad("method"))?;
+        let scheme = if self.url.https {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        };
+        req.set_scheme(Some(&scheme)).map_err(|_| bad("scheme"))?;
+        req.set_authority(Some(&self.url.authority))
+            .map_err(|_| bad("authority"))?;
+        req.set_path_with_query(Some(&self.url.path))
+            .map_err(|_| bad("path"))?;
+        Ok(req)
+    }
+}
+
+fn options() -> Option<RequestOptions> {
+    let o = RequestOptions::new();
+    // A host may not support every timeout; an unsupported one is simply not set.
+    let _ = o.set_connect_timeout(Some(CONNECT_TIMEOUT.as_nanos() as u64));
+    let _ = o.set_first_byte_timeout(Some(FIRST_BYTE_TIMEOUT.as_nanos() as u64));
+    let _ = o.set_between_bytes_timeout(Some(BETWEEN_BYTES_TIMEOUT.as_nanos() as u64));
+    Some(o)
+}
+
+/// A received response. Its body is read with [`Response::bytes`] or taken as a stream.
+pub struct Response {
+    pub status: u16,
+    headers: Vec<(String, String)>,
+    // Field order is drop order: the stream before its body, the body before the response.
+    stream: Option<InputStream>,
+    body: Option<IncomingBody>,
+    _response: IncomingResponse,
+}
+
+impl Response {
+    fn new(response: IncomingResponse) -> Self {
+        let headers = response
+            .headers()
+            .entries()
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k.to_ascii_lowercase(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                )
+            })
+            .collect();
+        let body = response.consume().ok();
+        let stream = body.as_ref().and_then(|b| b.stream().ok());
+        Self {
+            status: response.status(),
+            headers,
+            stream,
+            body,
+            _response: response,
+        }
+    }
+
+    /// The first value of a header (names are case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn content_length(&self) -> Option<u64> {
+        self.header("content-length")?.trim().parse().ok()
+    }
+
+    /// Reads the whole body, refusing one longer than `limit` bytes.
+    pub async fn bytes(mut self, limit: u64) -> Result<Vec<u8>, HttpError> {
+        if self.content_length().is_some_and(|n| n > limit) {
+            return Err(HttpError::TooLarge { limit });
+        }
+        let Some(stream) = self.stream.take() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        loop {
+            match stream.read(64 * 1024) {
+                Ok(chunk) if chunk.is_empty() => wait_for(stream.subscribe()).await,
+                Ok(chunk) => {
+                    out.extend_from_slice(&chunk);
+                    if out.len() as u64 > limit {
+                        return Err(HttpError::TooLarge { limit });
+                    }
+                }
+                Err(StreamError::Closed) => break,
+                Err(StreamError::LastOperationFailed(e)) => {
+                    return Err(HttpError::Transport(e.to_debug_string()));
+                }
+            }
+        }
+        drop(stream);
+        if let Some(body) = self.body.take() {
+            drop(IncomingBody::finish(body));
+        }
+        Ok(out)
+    }
+
+    /// Reads and drops the body (small error bodies), so the connection can be reused.
+    pub async fn discard(self) {
+        let _ = self.bytes(64 * 1024).await;
+    }
+
+    /// The body as a stream, for splicing into an upload.
+    pub fn into_stream(mut self) -> BodyStream {
+        BodyStream {
+            stream: self.stream.take(),
+            _body: self.body.take(),
+            _response: self._response,
+        }
+    }
+}
+
+/// A response body being streamed elsewhere.
+pub struct BodyStream {
+    stream: Option<InputStream>,
+    _body: Option<IncomingBody>,
+    _response: IncomingResponse,
+}
+
+async fn await_response(
+    future: wasi::http::types::FutureIncomingResponse,
+) -> Result<Response, HttpError> {
+    loop {
+        match future.get() {
+            Some(Ok(Ok(response))) => return Ok(Response::new(response)),
+            Some(Ok(Err(code))) => return Err(transport(code)),
+            Some(Err(())) => {
+                return Err(HttpError::Transport(
+                    "the response was already taken".into(),
+                ));
+            }
+            None => wait_for(future.subscribe()).await,
+        }
+    }
+}
+
+/// Sends a request with an optional in-memory body (manifests, token requests).
+pub async fn send(req: &Request, body: Option<&[u8]>) -> Result<Response, HttpError> {
+    let outgoing = req.build()?;
+    let out_body = outgoing
+        .body()
+        .map_err(|_| HttpError::Transport("the request body was already taken".into()))?;
+    let future = outgoing_handler::handle(outgoing, options()).map_err(transport)?;
+    if let Some(bytes) = body {
+        let stream = out_body.write().map_err(|_| {
+            HttpError::Transport("the request body stream was already taken".into())
+        })?;
+        write_all(&stream, bytes).await?;
+        drop(stream);
+    }
+    OutgoingBody::finish(out_body, None).map_err(transport)?;
+    await_response(future).await
+}
+
+async fn write_all(stream: &OutputStream, mut bytes: &[u8]) -> Result<(), HttpError> {
+    let failed = |e: StreamError| HttpError::Transport(format!("writing the request body: {e:?}"));
+    while !bytes.is_empty() {
+        let permit = stream.check_write().map_err(failed)?;
+        if permit == 0 {
+            wait_for(stream.subscribe()).await;
+            continue;
+        }
+        let n = (permit as usize).min(bytes.len());
+        stream.write(&bytes[..n]).map_err(failed)?;
+        bytes = &bytes[n..];
+    }
+    stream.flush().map_err(failed)?;
+    wait_for(stream.subscribe()).await;
+    stream.check_write().map_err(failed)?;
+    Ok(())
+}
+
+/// An upload whose body is being streamed.
+pub struct Upload {
+    stream: Option<OutputStream>,
+    body: Option<OutgoingBody>,
+    future: wasi::http::types::FutureIncomingResponse,
+}
+
+/// Which side of a splice failed.
+#[derive(Debug)]
+pub enum SpliceError {
+    /// The source stream ended or broke after this many bytes; it can be resumed.
+    Source { transferred: u64, reason: String },
+    /// The upload broke; the upload must be started again.
+    Target(String),
+}
+
+impl Upload {
+    /// Starts sending `req`; its body is written with [`Upload::splice_from`].
+    pub fn start(req: &Request) -> Result<Self, HttpError> {
+        let outgoing = req.build()?;
+        let body = outgoing
+            .body()
+            .map_err(|_| HttpError::Transport("the request body was already taken".into()))?;
+        let stream = body.write().map_err(|_| {
+            HttpError::Transport("the request body stream was already taken".into())
+        })?;
+        let future = outgoing_handler::handle(outgoing, options()).map_err(transport)?;
+        Ok(Self {
+            stream: Some(stream),
+            body: Some(body),
+            future,
+        })
+    }
+
+    /// Moves up to `len` bytes from `source` into this upload, inside the host. Calls
+    /// `progress` with each amount moved.
+    pub async fn splice_from(
+        &self,
+        source: &BodyStream,
+        len: u64,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64, SpliceError> {
+        let out = self.stream.as_ref().expect("the stream lives until finish");
+        let Some(input) = source.stream.as_ref() else {
+            return Err(SpliceError::Source {
+                transferred: 0,
+                reason: "the response had no body".into(),
+            });
+        };
+        let mut done = 0;
+        while done < len {
+            match out.splice(input, (len - done).min(SPLICE_CHUNK)) {
+                Ok(0) => {
+                    // Either side may be the one not ready; wait for room, then for data.
+                    if out
+                        .check_write()
+                        .map_err(|e| SpliceError::Target(format!("{e:?}")))?
+                        == 0
+                    {
+                        wait_for(out.subscribe()).await;
+                    } else {
+                        wait_for(input.subscribe()).await;
+                    }
+                }
+                Ok(n) => {
+                    done += n;
+                    progress(n);
+                }
+                Err(e) => {
+                    // A broken upload shows on its own stream; otherwise the source broke.
+                    if let Err(target) = out.check_write() {
+                        return Err(SpliceError::Target(format!("{target:?}")));
+                    }
+                    let reason = match e {
+                        StreamError::Closed => "the source closed the connection early".into(),
+                        StreamError::LastOperationFailed(io) => io.to_debug_string(),
+                    };
+                    return Err(SpliceError::Source {
+                        transferred: done,
+                        reason,
+                    });
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Ends the body and waits for the registry's answer.
+    pub async fn finish(mut self) -> Result<Response, HttpError> {
+        if let Some(stream) = self.stream.take() {
+            stream
+                .flush()
+                .map_err(|e| HttpError::Transport(format!("flushing the upload: {e:?}")))?;
+            wait_for(stream.subscribe()).await;
+        }
+        if let Some(body) = self.body.take() {
+            OutgoingBody::finish(body, None).map_err(transport)?;
+        }
+        await_response(self.future).await
+    }
+}

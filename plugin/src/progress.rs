@@ -1,0 +1,166 @@
+//! The state of an import as callers see it: its phase, each blob's progress, and the
+//! error that stopped it. These mirror the WIT `types` interface one to one; the component
+//! glue converts them, and the CLI uses them directly.
+
+use std::fmt;
+
+/// Every failure a caller can act on (WIT `error`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImportError {
+    InvalidReference(String),
+    Unauthorized(String),
+    NotFound(String),
+    RateLimited(String),
+    DigestMismatch(String),
+    UnsupportedMediaType(String),
+    Network(String),
+    Registry(String),
+    DeniedByPolicy(String),
+    Cancelled(String),
+}
+
+impl ImportError {
+    /// A short, stable name for the class of error, as APIs and logs use it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidReference(_) => "invalid_reference",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::NotFound(_) => "not_found",
+            Self::RateLimited(_) => "rate_limited",
+            Self::DigestMismatch(_) => "digest_mismatch",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::Network(_) => "network",
+            Self::Registry(_) => "registry_error",
+            Self::DeniedByPolicy(_) => "denied_by_policy",
+            Self::Cancelled(_) => "cancelled",
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Self::InvalidReference(m)
+            | Self::Unauthorized(m)
+            | Self::NotFound(m)
+            | Self::RateLimited(m)
+            | Self::DigestMismatch(m)
+            | Self::UnsupportedMediaType(m)
+            | Self::Network(m)
+            | Self::Registry(m)
+            | Self::DeniedByPolicy(m)
+            | Self::Cancelled(m) => m,
+        }
+    }
+}
+
+impl fmt::Display for ImportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code().replace('_', " "), self.message())
+    }
+}
+
+impl std::error::Error for ImportError {}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Resolving,
+    Copying,
+    PushingManifests,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl Phase {
+    pub fn is_finished(self) -> bool {
+        matches!(self, Phase::Done | Phase::Failed | Phase::Cancelled)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlobState {
+    Pending,
+    Skipped,
+    Mounted,
+    Copying,
+    Done,
+    Foreign,
+    Failed(String),
+}
+
+impl BlobState {
+    /// Whether the blob needs no more work.
+    pub fn is_settled(&self) -> bool {
+        !matches!(self, BlobState::Pending | BlobState::Copying)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct BlobProgress {
+    pub digest: String,
+    pub media_type: String,
+    pub size: u64,
+    pub bytes_done: u64,
+    pub state: BlobState,
+}
+
+#[derive(Clone, Debug)]
+pub struct Status {
+    pub phase: Phase,
+    pub blobs: Vec<BlobProgress>,
+    pub digest: Option<String>,
+    pub target_reference: Option<String>,
+    pub error: Option<ImportError>,
+    pub warnings: Vec<String>,
+}
+
+impl Status {
+    pub fn new() -> Self {
+        Self {
+            phase: Phase::Resolving,
+            blobs: Vec::new(),
+            digest: None,
+            target_reference: None,
+            error: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Bytes transferred or accounted for: skipped, mounted and foreign blobs count whole.
+    pub fn bytes_done(&self) -> u64 {
+        self.blobs
+            .iter()
+            .map(|b| match b.state {
+                BlobState::Skipped | BlobState::Mounted | BlobState::Done | BlobState::Foreign => {
+                    b.size
+                }
+                _ => b.bytes_done,
+            })
+            .sum()
+    }
+
+    pub fn bytes_total(&self) -> u64 {
+        self.blobs.iter().map(|b| b.size).sum()
+    }
+
+    pub fn blobs_done(&self) -> u32 {
+        self.blobs
+            .iter()
+            .filter(|b| b.state.is_settled() && !matches!(b.state, BlobState::Failed(_)))
+            .count() as u32
+    }
+
+    /// Bytes that actually crossed the network into the target.
+    pub fn bytes_transferred(&self) -> u64 {
+        self.blobs
+            .iter()
+            .filter(|b| matches!(b.state, BlobState::Done | BlobState::Copying))
+            .map(|b| b.bytes_done)
+            .sum()
+    }
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Self::new()
+    }
+}
