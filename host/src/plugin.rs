@@ -20,7 +20,10 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::hoist::plugin::reference::{ImageReference, TargetName};
-pub use hoist::plugin::types::Error as PluginError;
+pub use hoist::plugin::types::{
+    BlobProgress, BlobState, Credential, Error as PluginError, ImportRequest, Options, Phase,
+    Platform, RegistryEndpoints, Status,
+};
 
 /// The WIT package the host speaks. A plugin must export its interfaces at a version
 /// that is semver-compatible with this one.
@@ -34,6 +37,10 @@ pub static BUILTIN: &[u8] = include_bytes!(env!("HOIST_BUILTIN_PLUGIN"));
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// A parse is a few microseconds of work; anything near this is a runaway plugin.
 const CALL_DEADLINE: Duration = Duration::from_secs(2);
+/// How long one `advance` call works before it reports progress.
+const ADVANCE_BUDGET_MS: u32 = 200;
+/// How far past its budget an `advance` call may run before it counts as a runaway.
+const ADVANCE_GRACE: Duration = Duration::from_secs(10);
 /// The most linear memory one plugin instance may grow to.
 const MEMORY_LIMIT: usize = 64 << 20;
 
@@ -161,6 +168,60 @@ impl PluginRuntime {
             .await
             .map_err(anyhow::Error::from)
             .context("the plugin failed while naming a target")
+    }
+}
+
+impl PluginRuntime {
+    /// Runs one import to its end in a store of its own, calling `on_status` after every
+    /// slice of work. When `on_status` returns false the import is cancelled.
+    pub async fn import(
+        &self,
+        request: &ImportRequest,
+        mut on_status: impl FnMut(&Status) -> bool,
+    ) -> Result<Status> {
+        let mut store = self.store();
+        let plugin = self.pre.instantiate_async(&mut store).await?;
+        let api = plugin.hoist_plugin_importer().task();
+        let task = match api.call_start(&mut store, request).await? {
+            Ok(task) => task,
+            Err(error) => return Ok(failed_before_start(error)),
+        };
+        let slice = Duration::from_millis(u64::from(ADVANCE_BUDGET_MS)) + ADVANCE_GRACE;
+        loop {
+            store.set_epoch_deadline(ticks(slice));
+            let status = api
+                .call_advance(&mut store, task, ADVANCE_BUDGET_MS)
+                .await
+                .map_err(anyhow::Error::from)
+                .context("the plugin failed during an import")?;
+            let finished = matches!(status.phase, Phase::Done | Phase::Failed | Phase::Cancelled);
+            if finished {
+                task.resource_drop_async(&mut store).await?;
+                return Ok(status);
+            }
+            if !on_status(&status) {
+                api.call_cancel(&mut store, task).await?;
+                let status = api.call_status(&mut store, task).await?;
+                task.resource_drop_async(&mut store).await?;
+                return Ok(status);
+            }
+        }
+    }
+}
+
+/// The status of an import that `start` refused.
+fn failed_before_start(error: PluginError) -> Status {
+    Status {
+        phase: Phase::Failed,
+        bytes_done: 0,
+        bytes_total: 0,
+        blobs_done: 0,
+        blobs_total: 0,
+        blobs: Vec::new(),
+        digest: None,
+        target_reference: None,
+        error: Some(error),
+        warnings: Vec::new(),
     }
 }
 

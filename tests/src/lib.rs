@@ -1,8 +1,21 @@
 //! Shared helpers for the end-to-end tests: where the built components and the pinned
-//! tools are, and how to run them.
+//! tools are, real registries, test images, a token server, a fault-injecting fake
+//! registry, and skopeo as the independent checker.
 
+pub mod fake_registry;
+pub mod images;
+pub mod registry;
+pub mod skopeo;
+pub mod token_server;
+
+use hoist_host::plugin::{
+    Credential, ImportRequest, Options, PluginRuntime, RegistryEndpoints, Status,
+};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// The CLI component, built by this crate's build script.
 pub const CLI_WASM: &str = env!("HOIST_CLI_WASM");
@@ -41,4 +54,105 @@ pub fn hoist(args: &[&str]) -> Output {
                 wasmtime().display()
             )
         })
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `ready` until it holds, failing the test after `deadline`.
+pub fn wait_until(deadline: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    while !ready() {
+        assert!(
+            Instant::now() < end,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Serves `app` on a loopback port from a thread and runtime of its own, so test servers
+/// keep answering whatever the test's own runtime is doing. Returns the port.
+pub fn serve(app: axum::Router) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    port
+}
+
+/// The plugin, loaded once per test binary.
+pub fn plugin() -> &'static PluginRuntime {
+    static PLUGIN: OnceLock<PluginRuntime> = OnceLock::new();
+    PLUGIN.get_or_init(|| {
+        PluginRuntime::from_file(std::path::Path::new(PLUGIN_WASM)).expect("the plugin loads")
+    })
+}
+
+/// An import request from `source` to `target`, with the given registries reached over
+/// plain HTTP on loopback.
+pub fn request(source: &str, target: &str, insecure: &[&str]) -> ImportRequest {
+    ImportRequest {
+        source: source.into(),
+        target: target.into(),
+        platforms: Vec::new(),
+        options: Options {
+            endpoints: Vec::new(),
+            insecure_registries: insecure.iter().map(|s| s.to_string()).collect(),
+            concurrency: 0,
+            max_retries: 0,
+            chunk_size: None,
+            mount_from: Vec::new(),
+            copy_foreign_layers: false,
+        },
+        credentials: Vec::new(),
+    }
+}
+
+/// Adds a mirror: `registry` is reached at `url`.
+pub fn with_mirror(mut req: ImportRequest, registry: &str, url: &str) -> ImportRequest {
+    req.options.endpoints.push(RegistryEndpoints {
+        registry: registry.into(),
+        endpoints: vec![url.into()],
+    });
+    req
+}
+
+pub fn with_credentials(
+    mut req: ImportRequest,
+    registry: &str,
+    user: &str,
+    password: &str,
+) -> ImportRequest {
+    req.credentials.push(Credential {
+        registry: registry.into(),
+        username: user.into(),
+        password: password.into(),
+    });
+    req
+}
+
+/// Runs an import through the compiled plugin under wasmtime, to its end.
+pub fn run_import(req: &ImportRequest) -> Status {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(plugin().import(req, |_| true))
+        .expect("the plugin runs without trapping")
 }

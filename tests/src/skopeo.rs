@@ -1,0 +1,51 @@
+//! skopeo (Debian's) as the independent checker of what registries hold.
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> Result<Vec<u8>, String> {
+    let out = Command::new("skopeo")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run skopeo: {e}"))?;
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// The raw manifest bytes at `reference` (`host:port/repo:tag`), over plain HTTP.
+pub fn inspect_raw(reference: &str, creds: Option<&str>) -> Vec<u8> {
+    let target = format!("docker://{reference}");
+    let mut args = vec!["inspect", "--raw", "--tls-verify=false"];
+    if let Some(c) = creds {
+        args.extend(["--creds", c]);
+    }
+    args.push(&target);
+    run(&args).unwrap_or_else(|e| panic!("skopeo inspect --raw {reference}: {e}"))
+}
+
+/// Whether the reference exists.
+pub fn exists(reference: &str) -> bool {
+    run(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{reference}"),
+    ])
+    .is_ok()
+}
+
+/// Pulls every platform of `reference` into a directory, which makes skopeo fetch and
+/// verify every blob.
+pub fn pull_all(reference: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    run(&[
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        &format!("docker://{reference}"),
+        &format!("dir:{}", dir.path().display()),
+    ])
+    .unwrap_or_else(|e| panic!("skopeo copy {reference}: {e}"));
+}

@@ -1,0 +1,556 @@
+//! The plugin copies images between real registries, through the compiled component under
+//! wasmtime, and skopeo checks the result.
+
+use hoist_host::plugin::{BlobState, Phase, Platform, PluginError, Status};
+use hoist_tests::fake_registry::{self, FakeRegistry, Fault};
+use hoist_tests::images::{Format, Pusher};
+use hoist_tests::registry::{Auth, Registry};
+use hoist_tests::token_server::{ISSUER, SERVICE, TokenField, TokenServer};
+use hoist_tests::{request, run_import, skopeo, with_credentials, with_mirror};
+
+const LAYERS: &[usize] = &[300_000, 1_200_000, 50_000];
+
+fn assert_done(status: &Status) {
+    assert_eq!(
+        status.phase,
+        Phase::Done,
+        "the import failed: {:?} (warnings: {:?})",
+        status.error,
+        status.warnings
+    );
+}
+
+/// The byte-identical check: both registries serve the same manifest bytes.
+fn assert_same_manifest(a: &str, b: &str) {
+    assert_eq!(
+        skopeo::inspect_raw(a, None),
+        skopeo::inspect_raw(b, None),
+        "{a} and {b} differ"
+    );
+}
+
+#[test]
+fn copies_a_single_arch_docker_image_byte_for_byte() {
+    let src = Registry::start(Auth::None);
+    let dst = Registry::start(Auth::None);
+    let pushed = Pusher::new(&src.url()).image(
+        "team/app",
+        Some("v1"),
+        Format::Docker,
+        LAYERS,
+        ("linux", "amd64"),
+    );
+
+    let source = format!("{}/team/app:v1", src.host());
+    let target = format!("{}/proj/app:v1", dst.host());
+    let status = run_import(&request(&source, &target, &[&src.host(), &dst.host()]));
+    assert_done(&status);
+    assert_eq!(status.digest.as_deref(), Some(pushed.digest.as_str()));
+    assert_eq!(
+        status.target_reference,
+        Some(format!("{}/proj/app@{}", dst.host(), pushed.digest))
+    );
+    assert_eq!(status.blobs_total as usize, pushed.blobs.len());
+    assert!(
+        status.blobs.iter().all(|b| matches!(b.state, BlobState::Done)),
+        "{:?}",
+        status.blobs
+    );
+    assert_eq!(status.bytes_done, status.bytes_total);
+    assert_eq!(
+        status.bytes_total,
+        pushed.blobs.iter().map(|b| b.1).sum::<u64>()
+    );
+
+    assert_same_manifest(&source, &target);
+    skopeo::pull_all(&target);
+}
+
+#[test]
+fn copies_a_multi_arch_index_with_every_platform() {
+    let src = Registry::start(Auth::None);
+    let dst = Registry::start(Auth::None);
+    let platforms = [
+        ("linux", "amd64", None),
+        ("linux", "arm64", Some("v8")),
+        ("linux", "arm", Some("v7")),
+    ];
+    let pushed = Pusher::new(&src.url()).index("multi", "latest", Format::Oci, LAYERS, &platforms);
+
+    let source = format!("{}/multi", src.host());
+    let target = format!("{}/proj/multi:latest", dst.host());
+    let status = run_import(&request(&source, &target, &[&src.host(), &dst.host()]));
+    assert_done(&status);
+    assert_eq!(status.digest.as_deref(), Some(pushed.digest.as_str()));
+    assert_eq!(status.blobs_total, 12, "3 platforms × (config + 3 layers)");
+    assert_same_manifest(&source, &target);
+    skopeo::pull_all(&target);
+}
+
+#[test]
+fn a_platform_filter_writes_only_what_matches() {
+    let src = Registry::start(Auth::None);
+    let dst = Registry::start(Auth::None);
+    let platforms = [
+        ("linux", "amd64", None),
+        ("linux", "arm64", Some("v8")),
+        ("linux", "arm", Some("v7")),
+    ];
+    Pusher::new(&src.url()).index("multi", "v1", Format::Oci, &[1000], &platforms);
+    let source = format!("{}/multi:v1", src.host());
+    let platform = |os: &str, arch: &str, variant: Option<&str>| Platform {
+        os: os.into(),
+        architecture: arch.into(),
+        variant: variant.map(Into::into),
+    };
+
+    // One platform: the target gets that platform's manifest itself.
+    let mut req = request(
+        &source,
+        &format!("{}/proj/one:v1", dst.host()),
+        &[&src.host(), &dst.host()],
+    );
+    req.platforms = vec![platform("linux", "arm64", None)];
+    let status = run_import(&req);
+    assert_done(&status);
+    let raw = skopeo::inspect_raw(&format!("{}/proj/one:v1", dst.host()), None);
+    let doc: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert!(
+        doc.get("layers").is_some(),
+        "a single image manifest, not an index"
+    );
+    assert_eq!(status.blobs_total, 2);
+
+    // Two platforms: a new index, with a new digest, holding just those two.
+    let mut req = request(
+        &source,
+        &format!("{}/proj/two:v1", dst.host()),
+        &[&src.host(), &dst.host()],
+    );
+    req.platforms = vec![
+        platform("linux", "amd64", None),
+        platform("linux", "arm", Some("v7")),
+    ];
+    let status = run_import(&req);
+    assert_done(&status);
+    let raw = skopeo::inspect_raw(&format!("{}/proj/two:v1", dst.host()), None);
+    let doc: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(doc["manifests"].as_array().unwrap().len(), 2);
+    assert_ne!(raw, skopeo::inspect_raw(&source, None));
+    skopeo::pull_all(&format!("{}/proj/two:v1", dst.host()));
+
+    // A platform the image lacks is a not-found error that lists what exists.
+    let mut req = request(
+        &source,
+        &format!("{}/proj/none:v1", dst.host()),
+        &[&src.host(), &dst.host()],
+    );
+    req.platforms = vec![platform("windows", "amd64", None)];
+    let status = run_import(&req);
+    assert!(
+        matches!(&status.error, Some(PluginError::NotFound(m)) if m.contains("linux/arm/v7")),
+        "{:?}",
+        status.error
+    );
+    assert!(!skopeo::exists(&format!("{}/proj/none:v1", dst.host())));
+}
+
+#[test]
+fn a_second_import_moves_no_bytes_and_a_second_repository_mounts() {
+    let src = Registry::start(Auth::None);
+    let dst = Registry::start(Auth::None);
+    Pusher::new(&src.url()).image("app", Some("v1"), Format::Oci, LAYERS, ("linux", "amd64"));
+    let source = format!("{}/app:v1", src.host());
+    let insecure = [src.host(), dst.host()];
+    let insecure: Vec<&str> = insecure.iter().map(String::as_str).collect();
+
+    assert_done(&run_import(&request(
+        &source,
+        &format!("{}/proj/app:v1", dst.host()),
+        &insecure,
+    )));
+
+    let again = run_import(&request(
+        &source,
+        &format!("{}/proj/app:v1", dst.host()),
+        &insecure,
+    ));
+    assert_done(&again);
+    assert!(
+        again.blobs.iter().all(|b| matches!(b.state, BlobState::Skipped)),
+        "{:?}",
+        again.blobs
+    );
+    assert!(
+        again.blobs.iter().all(|b| b.bytes_done == 0),
+        "no byte moved"
+    );
+
+    let mut req = request(&source, &format!("{}/other/app:v1", dst.host()), &insecure);
+    req.options.mount_from = vec!["proj/app".into()];
+    let mounted = run_import(&req);
+    assert_done(&mounted);
+    assert!(
+        mounted.blobs.iter().all(|b| matches!(b.state, BlobState::Mounted)),
+        "{:?}",
+        mounted.blobs
+    );
+    skopeo::pull_all(&format!("{}/other/app:v1", dst.host()));
+}
+
+#[test]
+fn chunked_uploads_copy_the_same_bytes() {
+    let src = Registry::start(Auth::None);
+    let dst = Registry::start(Auth::None);
+    Pusher::new(&src.url()).image("app", Some("v1"), Format::Oci, LAYERS, ("linux", "amd64"));
+    let source = format!("{}/app:v1", src.host());
+    let target = format!("{}/proj/app:v1", dst.host());
+    let mut req = request(&source, &target, &[&src.host(), &dst.host()]);
+    req.options.chunk_size = Some(256 * 1024);
+    assert_done(&run_import(&req));
+    assert_same_manifest(&source, &target);
+    skopeo::pull_all(&target);
+}
+
+#[test]
+fn a_mirror_stands_in_for_docker_hub() {
+    let mirror = Registry::start(Auth::None);
+    let dst = Registry::start(Auth::None);
+    Pusher::new(&mirror.url()).image(
+        "library/nginx",
+        Some("latest"),
+        Format::Docker,
+        &[1000],
+        ("linux", "amd64"),
+    );
+    let req = with_mirror(
+        request(
+            "nginx",
+            &format!("{}/proj/nginx:latest", dst.host()),
+            &[&dst.host()],
+        ),
+        "docker.io",
+        &mirror.url(),
+    );
+    assert_done(&run_import(&req));
+    assert_same_manifest(
+        &format!("{}/library/nginx:latest", mirror.host()),
+        &format!("{}/proj/nginx:latest", dst.host()),
+    );
+}
+
+#[test]
+fn a_source_behind_basic_auth() {
+    let src = Registry::start(Auth::Basic {
+        user: "alice".into(),
+        password: "s3cret-basic".into(),
+    });
+    let dst = Registry::start(Auth::None);
+    use base64::Engine;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("alice:s3cret-basic")
+    );
+    Pusher::new(&src.url()).with_auth(basic).image(
+        "private/app",
+        Some("v1"),
+        Format::Oci,
+        LAYERS,
+        ("linux", "amd64"),
+    );
+    let source = format!("{}/private/app:v1", src.host());
+    let target = format!("{}/proj/app:v1", dst.host());
+    let insecure = [src.host(), dst.host()];
+    let insecure: Vec<&str> = insecure.iter().map(String::as_str).collect();
+
+    let status = run_import(&with_credentials(
+        request(&source, &target, &insecure),
+        &src.host(),
+        "alice",
+        "s3cret-basic",
+    ));
+    assert_done(&status);
+    assert_eq!(
+        skopeo::inspect_raw(&source, Some("alice:s3cret-basic")),
+        skopeo::inspect_raw(&target, None)
+    );
+
+    let wrong = run_import(&with_credentials(
+        request(&source, &target, &insecure),
+        &src.host(),
+        "alice",
+        "wrong",
+    ));
+    match &wrong.error {
+        Some(PluginError::Unauthorized(m)) => {
+            assert!(m.contains(&src.host()), "names the registry: {m}")
+        }
+        other => panic!("want unauthorized, got {other:?}"),
+    }
+    let anonymous = run_import(&request(&source, &target, &insecure));
+    assert!(
+        matches!(anonymous.error, Some(PluginError::Unauthorized(_))),
+        "{:?}",
+        anonymous.error
+    );
+}
+
+fn token_registry(field: TokenField) -> (TokenServer, Registry) {
+    let tokens = TokenServer::start("bob", "s3cret-token", field);
+    let registry = Registry::start(Auth::Token {
+        realm: tokens.realm(),
+        service: SERVICE.into(),
+        issuer: ISSUER.into(),
+        cert_pem: tokens.cert_pem.clone(),
+    });
+    (tokens, registry)
+}
+
+#[test]
+fn a_source_behind_token_auth_anonymous_and_with_credentials() {
+    let (tokens, src) = token_registry(TokenField::Token);
+    let dst = Registry::start(Auth::None);
+    let push = |repo: &str| {
+        Pusher::new(&src.url())
+            .with_auth(format!("Bearer {}", tokens.mint(repo, &["pull", "push"])))
+            .image(repo, Some("v1"), Format::Oci, LAYERS, ("linux", "amd64"))
+    };
+    push("public/app");
+    push("private/app");
+    let insecure = [src.host(), dst.host()];
+    let insecure: Vec<&str> = insecure.iter().map(String::as_str).collect();
+
+    // A public repository, as Docker Hub serves it: an anonymous token suffices.
+    let status = run_import(&request(
+        &format!("{}/public/app:v1", src.host()),
+        &format!("{}/proj/public:v1", dst.host()),
+        &insecure,
+    ));
+    assert_done(&status);
+    assert!(tokens.requests().iter().any(
+        |(scopes, creds)| !creds && scopes.contains(&"repository:public/app:pull".to_string())
+    ));
+
+    // A private one needs the credentials; they go to the token realm.
+    let private = format!("{}/private/app:v1", src.host());
+    let status = run_import(&with_credentials(
+        request(
+            &private,
+            &format!("{}/proj/private:v1", dst.host()),
+            &insecure,
+        ),
+        &src.host(),
+        "bob",
+        "s3cret-token",
+    ));
+    assert_done(&status);
+    skopeo::pull_all(&format!("{}/proj/private:v1", dst.host()));
+
+    let denied = run_import(&request(
+        &private,
+        &format!("{}/proj/denied:v1", dst.host()),
+        &insecure,
+    ));
+    assert!(
+        matches!(denied.error, Some(PluginError::Unauthorized(_))),
+        "{:?}",
+        denied.error
+    );
+    let wrong = run_import(&with_credentials(
+        request(
+            &private,
+            &format!("{}/proj/wrong:v1", dst.host()),
+            &insecure,
+        ),
+        &src.host(),
+        "bob",
+        "nope",
+    ));
+    match &wrong.error {
+        Some(PluginError::Unauthorized(m)) => assert!(m.contains(&src.host()), "{m}"),
+        other => panic!("want unauthorized, got {other:?}"),
+    }
+}
+
+#[test]
+fn tokens_in_the_access_token_field_work_too() {
+    let (tokens, src) = token_registry(TokenField::AccessToken);
+    let dst = Registry::start(Auth::None);
+    Pusher::new(&src.url())
+        .with_auth(format!(
+            "Bearer {}",
+            tokens.mint("public/x", &["pull", "push"])
+        ))
+        .image(
+            "public/x",
+            Some("v1"),
+            Format::Oci,
+            &[1000],
+            ("linux", "amd64"),
+        );
+    let status = run_import(&request(
+        &format!("{}/public/x:v1", src.host()),
+        &format!("{}/p/x:v1", dst.host()),
+        &[&src.host(), &dst.host()],
+    ));
+    assert_done(&status);
+}
+
+#[test]
+fn a_missing_tag_is_not_found_and_a_bad_reference_fails_before_any_request() {
+    let src = Registry::start(Auth::None);
+    let dst = Registry::start(Auth::None);
+    Pusher::new(&src.url()).image("app", Some("v1"), Format::Oci, &[1000], ("linux", "amd64"));
+    let status = run_import(&request(
+        &format!("{}/app:nope", src.host()),
+        &format!("{}/p/app:v1", dst.host()),
+        &[&src.host(), &dst.host()],
+    ));
+    assert!(
+        matches!(&status.error, Some(PluginError::NotFound(m)) if m.contains("app:nope")),
+        "{:?}",
+        status.error
+    );
+
+    let fake = FakeRegistry::start(Fault::Schema1);
+    let status = run_import(&request(
+        &format!("{}/fake:v1", fake.host()),
+        "localhost:1/Bad/Name:v1",
+        &[&fake.host()],
+    ));
+    assert!(
+        matches!(&status.error, Some(PluginError::InvalidReference(m)) if m.contains("target")),
+        "{:?}",
+        status.error
+    );
+    assert_eq!(fake.manifest_requests(), 0, "no request was made");
+}
+
+fn fault_import(fault: Fault, dst: &Registry) -> (FakeRegistry, Status, String) {
+    let fake = FakeRegistry::start(fault);
+    let target = format!("{}/proj/fake:v1", dst.host());
+    let mut req = request(
+        &format!("{}/fake:v1", fake.host()),
+        &target,
+        &[&fake.host(), &dst.host()],
+    );
+    req.options.max_retries = 3;
+    let status = run_import(&req);
+    (fake, status, target)
+}
+
+#[test]
+fn a_body_cut_in_the_middle_resumes_with_range() {
+    let dst = Registry::start(Auth::None);
+    let (fake, status, target) = fault_import(Fault::TruncateLayerOnce, &dst);
+    assert_done(&status);
+    let ranges = fake.layer_ranges();
+    assert_eq!(ranges.len(), 2, "{ranges:?}");
+    assert_eq!(ranges[0], None);
+    let resumed_at: u64 = ranges[1]
+        .as_deref()
+        .unwrap()
+        .trim_start_matches("bytes=")
+        .trim_end_matches('-')
+        .parse()
+        .unwrap();
+    assert!(resumed_at > 0, "resumed where the cut was, not from zero");
+    assert!(
+        status.warnings.iter().any(|w| w.contains("resuming")),
+        "{:?}",
+        status.warnings
+    );
+    skopeo::pull_all(&target);
+}
+
+#[test]
+fn a_wrong_digest_is_rejected_and_nothing_is_stored() {
+    let dst = Registry::start(Auth::None);
+    let (fake, status, target) = fault_import(Fault::WrongLayerDigest, &dst);
+    assert!(
+        matches!(status.error, Some(PluginError::DigestMismatch(_))),
+        "{:?}",
+        status.error
+    );
+    assert!(!skopeo::exists(&target), "no tag");
+    let blob = dst
+        .data_dir()
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&fake.layer_digest()[7..9])
+        .join(&fake.layer_digest()[7..]);
+    assert!(!blob.exists(), "the layer is not stored");
+}
+
+#[test]
+fn a_429_with_retry_after_is_waited_out() {
+    let dst = Registry::start(Auth::None);
+    let started = std::time::Instant::now();
+    let (fake, status, _) = fault_import(Fault::RateLimitTwice, &dst);
+    assert_done(&status);
+    assert!(fake.manifest_requests() >= 3);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "Retry-After: 1, twice"
+    );
+    assert!(
+        status.warnings.iter().any(|w| w.contains("429")),
+        "{:?}",
+        status.warnings
+    );
+}
+
+#[test]
+fn a_storm_of_500s_ends_in_a_clear_error_after_bounded_retries() {
+    let dst = Registry::start(Auth::None);
+    let (fake, status, _) = fault_import(Fault::AlwaysServerError, &dst);
+    assert!(
+        matches!(&status.error, Some(PluginError::RegistryError(m)) if m.contains("500")),
+        "{:?}",
+        status.error
+    );
+    assert_eq!(fake.manifest_requests(), 4, "one attempt and three retries");
+}
+
+#[test]
+fn a_redirect_to_another_host_carries_no_credentials() {
+    let dst = Registry::start(Auth::None);
+    let fake = FakeRegistry::start(Fault::RedirectToCdn);
+    let target = format!("{}/proj/fake:v1", dst.host());
+    let req = with_credentials(
+        request(
+            &format!("{}/fake:v1", fake.host()),
+            &target,
+            &[&fake.host(), &dst.host()],
+        ),
+        &fake.host(),
+        fake_registry::USER,
+        fake_registry::PASSWORD,
+    );
+    let status = run_import(&req);
+    assert_done(&status);
+    let seen = fake.cdn_authorization();
+    assert!(!seen.is_empty(), "the layer came from the CDN");
+    assert!(
+        seen.iter().all(Option::is_none),
+        "no Authorization reached the CDN: {seen:?}"
+    );
+    skopeo::pull_all(&target);
+}
+
+#[test]
+fn an_oversized_manifest_and_a_schema1_manifest_are_refused() {
+    let dst = Registry::start(Auth::None);
+    let (_, status, target) = fault_import(Fault::HugeManifest, &dst);
+    assert!(
+        matches!(&status.error, Some(PluginError::RegistryError(m)) if m.contains("4 MiB")),
+        "{:?}",
+        status.error
+    );
+    assert!(!skopeo::exists(&target));
+    let (_, status, _) = fault_import(Fault::Schema1, &dst);
+    assert!(
+        matches!(&status.error, Some(PluginError::UnsupportedMediaType(m)) if m.contains("schema 1")),
+        "{:?}",
+        status.error
+    );
+}
