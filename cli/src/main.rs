@@ -1,6 +1,8 @@
 //! `hoist`: the import engine as a command. Built for `wasm32-wasip2`, it is one component
 //! that the stock `wasmtime` CLI runs: `wasmtime run -S http hoist.wasm parse nginx`.
 
+#[cfg(target_arch = "wasm32")]
+mod copy;
 mod exit;
 mod parse;
 
@@ -21,6 +23,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Copy an image from one registry to another.
+    #[cfg(target_arch = "wasm32")]
+    Copy(copy::Args),
+    /// Show how a reference normalises.
     Parse(parse::Args),
 }
 
@@ -38,6 +44,8 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        #[cfg(target_arch = "wasm32")]
+        Command::Copy(args) => copy::run(args),
         Command::Parse(args) => parse::run(args),
     }
 }

@@ -32,7 +32,15 @@ pub enum Fault {
     HugeManifest,
     /// The manifest is Docker schema 1.
     Schema1,
+    /// The layer trickles out: 16 KiB every 20 ms, about 4 s in all.
+    SlowLayer,
+    /// The manifest also lists a foreign (non-distributable) layer with `urls`.
+    ForeignLayer,
 }
+
+/// The digest of the foreign layer, which no registry serves.
+pub const FOREIGN_DIGEST: &str =
+    "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
 pub const USER: &str = "fakeuser";
 pub const PASSWORD: &str = "fake-secret-password";
@@ -77,8 +85,18 @@ impl FakeRegistry {
                 "mediaType": MANIFEST_TYPE,
                 "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                            "digest": sha256(&config), "size": config.len()},
-                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                            "digest": sha256(&layer), "size": layer.len()}],
+                "layers": if fault == Fault::ForeignLayer {
+                    json!([
+                        {"mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+                         "digest": FOREIGN_DIGEST, "size": 12345,
+                         "urls": ["https://foreign.example/layer.tar.gz"]},
+                        {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                         "digest": sha256(&layer), "size": layer.len()},
+                    ])
+                } else {
+                    json!([{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                            "digest": sha256(&layer), "size": layer.len()}])
+                },
                 "annotations": {"padding": if fault == Fault::HugeManifest {
                     "x".repeat(5 << 20) } else { String::new() }},
             }))
@@ -238,6 +256,22 @@ async fn blob(
                 Ok(half),
                 Err(std::io::Error::other("cut off by the test")),
             ]);
+            (
+                [("content-length", inner.layer.len().to_string())],
+                Body::from_stream(stream),
+            )
+                .into_response()
+        }
+        Fault::SlowLayer => {
+            let chunks: Vec<Result<Vec<u8>, std::io::Error>> = inner
+                .layer
+                .chunks(64 * 1024)
+                .map(|c| Ok(c.to_vec()))
+                .collect();
+            let stream = futures::StreamExt::then(futures::stream::iter(chunks), |c| async {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                c
+            });
             (
                 [("content-length", inner.layer.len().to_string())],
                 Body::from_stream(stream),

@@ -31,6 +31,11 @@ pub struct Registry {
 
 impl Registry {
     pub fn start(auth: Auth) -> Self {
+        Self::start_with(auth, "")
+    }
+
+    /// Starts a registry with extra top-level YAML appended to its configuration.
+    pub fn start_with(auth: Auth, extra_config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut config = format!(
@@ -71,6 +76,7 @@ impl Registry {
                 );
             }
         }
+        config += extra_config;
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
         let child = Command::new("docker-registry")

@@ -52,7 +52,10 @@ fn copies_a_single_arch_docker_image_byte_for_byte() {
     );
     assert_eq!(status.blobs_total as usize, pushed.blobs.len());
     assert!(
-        status.blobs.iter().all(|b| matches!(b.state, BlobState::Done)),
+        status
+            .blobs
+            .iter()
+            .all(|b| matches!(b.state, BlobState::Done)),
         "{:?}",
         status.blobs
     );
@@ -177,7 +180,10 @@ fn a_second_import_moves_no_bytes_and_a_second_repository_mounts() {
     ));
     assert_done(&again);
     assert!(
-        again.blobs.iter().all(|b| matches!(b.state, BlobState::Skipped)),
+        again
+            .blobs
+            .iter()
+            .all(|b| matches!(b.state, BlobState::Skipped)),
         "{:?}",
         again.blobs
     );
@@ -191,7 +197,10 @@ fn a_second_import_moves_no_bytes_and_a_second_repository_mounts() {
     let mounted = run_import(&req);
     assert_done(&mounted);
     assert!(
-        mounted.blobs.iter().all(|b| matches!(b.state, BlobState::Mounted)),
+        mounted
+            .blobs
+            .iter()
+            .all(|b| matches!(b.state, BlobState::Mounted)),
         "{:?}",
         mounted.blobs
     );
@@ -553,4 +562,88 @@ fn an_oversized_manifest_and_a_schema1_manifest_are_refused() {
         "{:?}",
         status.error
     );
+}
+
+#[test]
+fn foreign_layers_are_skipped_and_reported() {
+    // distribution accepts a manifest with foreign layers only when their URLs are allowed.
+    let dst = Registry::start_with(
+        Auth::None,
+        "validation:\n  manifests:\n    urls:\n      allow:\n        - ^https?://\n",
+    );
+    let (fake, status, target) = fault_import(Fault::ForeignLayer, &dst);
+    assert_done(&status);
+    let foreign = status
+        .blobs
+        .iter()
+        .find(|b| b.digest == fake_registry::FOREIGN_DIGEST)
+        .unwrap();
+    assert!(
+        matches!(foreign.state, BlobState::Foreign),
+        "{:?}",
+        foreign.state
+    );
+    assert!(
+        status
+            .warnings
+            .iter()
+            .any(|w| w.contains("foreign") && w.contains(fake_registry::FOREIGN_DIGEST)),
+        "{:?}",
+        status.warnings
+    );
+    assert_eq!(
+        skopeo::inspect_raw(&target, None),
+        skopeo::inspect_raw(&format!("{}/fake:v1", fake.host()), None)
+    );
+}
+
+/// `advance` returns within its slice while a slow transfer goes on across calls, and
+/// cancelling stops it at once and leaves no tag.
+#[test]
+fn advance_keeps_its_slice_and_cancel_leaves_no_tag() {
+    let dst = Registry::start(Auth::None);
+    let fake = FakeRegistry::start(Fault::SlowLayer);
+    let target = format!("{}/proj/slow:v1", dst.host());
+    let req = request(
+        &format!("{}/fake:v1", fake.host()),
+        &target,
+        &[&fake.host(), &dst.host()],
+    );
+
+    let mut last = std::time::Instant::now();
+    let mut gaps = Vec::new();
+    let mut progress = Vec::new();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = rt
+        .block_on(hoist_tests::plugin().import(&req, |s| {
+            gaps.push(last.elapsed());
+            last = std::time::Instant::now();
+            if s.phase == Phase::Copying {
+                progress.push(s.bytes_done);
+            }
+            // Cancel once the layer is well under way.
+            progress.len() < 4
+        }))
+        .unwrap();
+    let cancelled_in = last.elapsed();
+
+    assert_eq!(status.phase, Phase::Cancelled, "{:?}", status.error);
+    assert!(matches!(status.error, Some(PluginError::Cancelled(_))));
+    assert!(
+        cancelled_in < std::time::Duration::from_secs(1),
+        "cancel took {cancelled_in:?}"
+    );
+    let slowest = gaps.iter().max().unwrap();
+    assert!(
+        *slowest < std::time::Duration::from_millis(1500),
+        "an advance took {slowest:?}: {gaps:?}"
+    );
+    assert!(
+        progress.windows(2).all(|w| w[0] <= w[1]) && progress.last() > progress.first(),
+        "bytes kept moving across advance calls: {progress:?}"
+    );
+    assert!(!skopeo::exists(&target), "no tag after cancel");
 }

@@ -1,0 +1,77 @@
+# Shared by the benchmark scripts: registries on loopback and a synthetic image.
+# Sourced, not run.
+
+# Starts Debian's docker-registry on a free loopback port; prints the port.
+start_registry() {
+  local dir=$1 port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  mkdir -p "$dir/data"
+  cat > "$dir/config.yml" <<YML
+version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $dir/data}, delete: {enabled: true}}
+http: {addr: 127.0.0.1:$port}
+YML
+  docker-registry serve "$dir/config.yml" >/dev/null 2>&1 &
+  echo $! > "$dir/pid"
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+  echo "$port"
+}
+
+stop_registries() {
+  for pid in "$@"; do kill "$(cat "$pid")" 2>/dev/null || true; done
+}
+
+# Builds (once, cached) LAYERS gzip layers of random data, SIZE_MB in total, with a config
+# and a manifest, under $1.
+build_image() {
+  local dir=$1 per=$((SIZE_MB / LAYERS)) i
+  mkdir -p "$dir"
+  [ -f "$dir/manifest.json" ] && return
+  echo "bench: building a ${SIZE_MB} MiB image of $LAYERS layers (once, cached in $dir)" >&2
+  for i in $(seq 1 "$LAYERS"); do
+    head -c "$((per << 20))" /dev/urandom | gzip -1 > "$dir/layer$i" &
+  done
+  wait
+  printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}' > "$dir/config"
+  python3 - "$dir" "$LAYERS" <<'PY'
+import hashlib, json, os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+def desc(path, media):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return {"mediaType": media, "digest": "sha256:" + h.hexdigest(), "size": os.path.getsize(path)}
+m = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+     "config": desc(f"{d}/config", "application/vnd.oci.image.config.v1+json"),
+     "layers": [desc(f"{d}/layer{i}", "application/vnd.oci.image.layer.v1.tar+gzip") for i in range(1, n + 1)]}
+open(f"{d}/manifest.json", "w").write(json.dumps(m))
+PY
+}
+
+# Pushes the image in $1 to http://127.0.0.1:$2/$3:$4 through the registry API.
+push_image() {
+  local dir=$1 port=$2 repo=$3 tag=$4 f digest loc
+  for f in "$dir"/config "$dir"/layer*; do
+    digest=sha256:$(sha256sum "$f" | cut -d' ' -f1)
+    loc=$(curl -sf -X POST -D - -o /dev/null "http://127.0.0.1:$port/v2/$repo/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+    case $loc in http*) ;; *) loc="http://127.0.0.1:$port$loc" ;; esac
+    curl -sf -X PUT -H 'content-type: application/octet-stream' --data-binary "@$f" "$loc&digest=$digest" >/dev/null
+  done
+  curl -sf -X PUT -H 'content-type: application/vnd.oci.image.manifest.v1+json' \
+    --data-binary "@$dir/manifest.json" "http://127.0.0.1:$port/v2/$repo/manifests/$tag" >/dev/null
+}
+
+# Reads every blob of the image from the registry, in parallel, to /dev/null: the limit.
+read_all_blobs() {
+  local dir=$1 port=$2 repo=$3 f
+  for f in "$dir"/config "$dir"/layer*; do
+    curl -sf -o /dev/null "http://127.0.0.1:$port/v2/$repo/blobs/sha256:$(sha256sum "$f" | cut -d' ' -f1)" &
+  done
+  wait
+}
+
+# Seconds since the epoch, with nanoseconds.
+now() { date +%s.%N; }
+elapsed() { python3 -c "print(f'{$(now) - $1:.2f}')"; }
