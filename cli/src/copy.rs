@@ -23,7 +23,7 @@ pub struct Args {
     #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]")]
     platforms: Vec<String>,
     /// Blob transfers in flight at once.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = hoist_plugin::copy::DEFAULT_CONCURRENCY)]
     jobs: u32,
     /// Retries of a failed request (network errors, 5xx, 408, 429).
     #[arg(long, default_value_t = 5)]

@@ -1,7 +1,10 @@
 //! HTTP over `wasi:http/outgoing-handler`, as async functions on the import's executor.
 //!
 //! Blob bodies never enter guest memory: `splice` moves bytes from the source response's
-//! stream into the upload request's stream inside the host.
+//! stream into the upload request's stream inside the host. Measured against gathering
+//! the bytes through a 1 MiB guest buffer (bench/copy.sh, 256 MiB in 4 layers, four runs
+//! each): the same wall time within noise (2.0–2.2 s), with a third less guest CPU, so the
+//! splice stays.
 
 use crate::executor::wait_for;
 use crate::url::Url;
@@ -244,7 +247,7 @@ pub async fn send(req: &Request, body: Option<&[u8]>) -> Result<Response, HttpEr
         .body()
         .map_err(|_| HttpError::Transport("the request body was already taken".into()))?;
     let future = outgoing_handler::handle(outgoing, options()).map_err(transport)?;
-    if let Some(bytes) = body {
+    if let Some(bytes) = body.filter(|b| !b.is_empty()) {
         let stream = out_body.write().map_err(|_| {
             HttpError::Transport("the request body stream was already taken".into())
         })?;
@@ -267,9 +270,12 @@ async fn write_all(stream: &OutputStream, mut bytes: &[u8]) -> Result<(), HttpEr
         stream.write(&bytes[..n]).map_err(failed)?;
         bytes = &bytes[n..];
     }
-    stream.flush().map_err(failed)?;
-    wait_for(stream.subscribe()).await;
-    stream.check_write().map_err(failed)?;
+    // Once Content-Length bytes are written the host may close the stream under the
+    // flush; the request is complete then, and the response says whether it worked.
+    // (Failing here instead made callers retry a PUT the registry had already applied.)
+    if stream.flush().is_ok() {
+        wait_for(stream.subscribe()).await;
+    }
     Ok(())
 }
 
@@ -363,10 +369,11 @@ impl Upload {
     /// Ends the body and waits for the registry's answer.
     pub async fn finish(mut self) -> Result<Response, HttpError> {
         if let Some(stream) = self.stream.take() {
-            stream
-                .flush()
-                .map_err(|e| HttpError::Transport(format!("flushing the upload: {e:?}")))?;
-            wait_for(stream.subscribe()).await;
+            // A registry may answer as soon as it has Content-Length bytes, closing the
+            // stream under the flush; its answer, not the flush, says whether it worked.
+            if stream.flush().is_ok() {
+                wait_for(stream.subscribe()).await;
+            }
         }
         if let Some(body) = self.body.take() {
             OutgoingBody::finish(body, None).map_err(transport)?;

@@ -9,6 +9,11 @@ use hoist_tests::token_server::{ISSUER, SERVICE, TokenField, TokenServer};
 use hoist_tests::{request, run_import, skopeo, with_credentials, with_mirror};
 
 const LAYERS: &[usize] = &[300_000, 1_200_000, 50_000];
+const PLATFORMS: [(&str, &str, Option<&str>); 3] = [
+    ("linux", "amd64", None),
+    ("linux", "arm64", Some("v8")),
+    ("linux", "arm", Some("v7")),
+];
 
 fn assert_done(status: &Status) {
     assert_eq!(
@@ -73,12 +78,7 @@ fn copies_a_single_arch_docker_image_byte_for_byte() {
 fn copies_a_multi_arch_index_with_every_platform() {
     let src = Registry::start(Auth::None);
     let dst = Registry::start(Auth::None);
-    let platforms = [
-        ("linux", "amd64", None),
-        ("linux", "arm64", Some("v8")),
-        ("linux", "arm", Some("v7")),
-    ];
-    let pushed = Pusher::new(&src.url()).index("multi", "latest", Format::Oci, LAYERS, &platforms);
+    let pushed = Pusher::new(&src.url()).index("multi", "latest", Format::Oci, LAYERS, &PLATFORMS);
 
     let source = format!("{}/multi", src.host());
     let target = format!("{}/proj/multi:latest", dst.host());
@@ -94,12 +94,7 @@ fn copies_a_multi_arch_index_with_every_platform() {
 fn a_platform_filter_writes_only_what_matches() {
     let src = Registry::start(Auth::None);
     let dst = Registry::start(Auth::None);
-    let platforms = [
-        ("linux", "amd64", None),
-        ("linux", "arm64", Some("v8")),
-        ("linux", "arm", Some("v7")),
-    ];
-    Pusher::new(&src.url()).index("multi", "v1", Format::Oci, &[1000], &platforms);
+    Pusher::new(&src.url()).index("multi", "v1", Format::Oci, &[1000], &PLATFORMS);
     let source = format!("{}/multi:v1", src.host());
     let platform = |os: &str, arch: &str, variant: Option<&str>| Platform {
         os: os.into(),
