@@ -1,0 +1,341 @@
+//! Content-addressed blob storage on local disk (DESIGN.md §4).
+//!
+//! Committed blobs live at `blobs/sha256/<2 hex>/<64 hex>`. Uploads are written under
+//! `uploads/<id>/data` and only become visible by a rename after their digest has been
+//! verified and their data fsynced, so a reader never sees a partial blob, and a crash
+//! leaves either nothing or the whole blob. Upload sessions are plain files, so they
+//! survive a restart of the host. The [`Storage`] trait is the seam for an S3-compatible
+//! backend later.
+
+use sha2::{Digest as _, Sha256};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Why committing an upload failed.
+#[derive(Debug)]
+pub enum CommitError {
+    /// No upload session has this id.
+    UnknownUpload,
+    /// The data does not hash to the digest the client named; nothing was stored.
+    DigestMismatch {
+        computed: String,
+    },
+    /// The digest is not `sha256:<64 lowercase hex>`.
+    InvalidDigest,
+    Io(io::Error),
+}
+
+impl From<io::Error> for CommitError {
+    fn from(e: io::Error) -> Self {
+        CommitError::Io(e)
+    }
+}
+
+/// What the registry needs from a blob store.
+pub trait Storage: Send + Sync + 'static {
+    /// The size of a committed blob, or None.
+    fn blob_len(&self, digest: &str) -> io::Result<Option<u64>>;
+    /// Opens a committed blob for reading.
+    fn open_blob(&self, digest: &str) -> io::Result<Option<File>>;
+    /// Stores a small blob (a manifest) whose bytes are in memory, after checking them.
+    fn put_blob(&self, digest: &str, bytes: &[u8]) -> Result<(), CommitError>;
+    fn delete_blob(&self, digest: &str) -> io::Result<bool>;
+    /// Every committed blob's digest.
+    fn list_blobs(&self) -> io::Result<Vec<String>>;
+
+    /// Starts an upload session and returns its id.
+    fn start_upload(&self) -> io::Result<String>;
+    /// Bytes received so far, or None for an unknown session.
+    fn upload_len(&self, id: &str) -> io::Result<Option<u64>>;
+    /// Appends everything `data` yields to the session; returns the new length.
+    fn append(&self, id: &str, data: &mut dyn Read) -> io::Result<u64>;
+    /// Verifies the session's data against `digest` and makes it a blob.
+    fn commit(&self, id: &str, digest: &str) -> Result<u64, CommitError>;
+    fn cancel_upload(&self, id: &str) -> io::Result<bool>;
+}
+
+/// Blobs on the local file system.
+pub struct FsStorage {
+    root: PathBuf,
+}
+
+impl FsStorage {
+    pub fn open(root: &Path) -> io::Result<Self> {
+        for dir in ["blobs/sha256", "uploads", "tmp"] {
+            fs::create_dir_all(root.join(dir))?;
+        }
+        Ok(Self {
+            root: root.to_owned(),
+        })
+    }
+
+    fn blob_path(&self, digest: &str) -> Option<PathBuf> {
+        let hex = digest_hex(digest)?;
+        Some(self.root.join("blobs/sha256").join(&hex[..2]).join(hex))
+    }
+
+    fn upload_dir(&self, id: &str) -> Option<PathBuf> {
+        // Ids are ours (hex); anything else could walk out of the folder.
+        (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| self.root.join("uploads").join(id))
+    }
+
+    /// Moves a verified, fsynced file to its blob path.
+    fn publish(&self, file: &Path, digest: &str) -> io::Result<()> {
+        let dest = self
+            .blob_path(digest)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad digest"))?;
+        let parent = dest.parent().expect("a blob path has a parent");
+        fs::create_dir_all(parent)?;
+        fs::rename(file, &dest)?;
+        File::open(parent)?.sync_all()
+    }
+}
+
+/// The 64 hex digits of a sha256 digest, if it is one.
+fn digest_hex(digest: &str) -> Option<&str> {
+    let hex = digest.strip_prefix("sha256:")?;
+    (hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))).then_some(hex)
+}
+
+fn sha256_file(path: &Path) -> io::Result<String> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(format!("sha256:{:x}", hasher.finalize()))
+}
+
+impl Storage for FsStorage {
+    fn blob_len(&self, digest: &str) -> io::Result<Option<u64>> {
+        let Some(path) = self.blob_path(digest) else {
+            return Ok(None);
+        };
+        match fs::metadata(path) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn open_blob(&self, digest: &str) -> io::Result<Option<File>> {
+        let Some(path) = self.blob_path(digest) else {
+            return Ok(None);
+        };
+        match File::open(path) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn put_blob(&self, digest: &str, bytes: &[u8]) -> Result<(), CommitError> {
+        digest_hex(digest).ok_or(CommitError::InvalidDigest)?;
+        let computed = format!("sha256:{:x}", Sha256::digest(bytes));
+        if computed != digest {
+            return Err(CommitError::DigestMismatch { computed });
+        }
+        let tmp = self.root.join("tmp").join(random_id());
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        self.publish(&tmp, digest).inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })?;
+        Ok(())
+    }
+
+    fn delete_blob(&self, digest: &str) -> io::Result<bool> {
+        let Some(path) = self.blob_path(digest) else {
+            return Ok(false);
+        };
+        match fs::remove_file(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn list_blobs(&self) -> io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for prefix in fs::read_dir(self.root.join("blobs/sha256"))? {
+            for blob in fs::read_dir(prefix?.path())? {
+                let name = blob?.file_name().to_string_lossy().into_owned();
+                let digest = format!("sha256:{name}");
+                if digest_hex(&digest).is_some() {
+                    out.push(digest);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn start_upload(&self) -> io::Result<String> {
+        let id = random_id();
+        let dir = self.root.join("uploads").join(&id);
+        fs::create_dir(&dir)?;
+        File::create(dir.join("data"))?;
+        Ok(id)
+    }
+
+    fn upload_len(&self, id: &str) -> io::Result<Option<u64>> {
+        let Some(dir) = self.upload_dir(id) else {
+            return Ok(None);
+        };
+        match fs::metadata(dir.join("data")) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn append(&self, id: &str, data: &mut dyn Read) -> io::Result<u64> {
+        let dir = self
+            .upload_dir(id)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "unknown upload"))?;
+        let mut file = OpenOptions::new().append(true).open(dir.join("data"))?;
+        io::copy(data, &mut file)?;
+        Ok(file.metadata()?.len())
+    }
+
+    fn commit(&self, id: &str, digest: &str) -> Result<u64, CommitError> {
+        digest_hex(digest).ok_or(CommitError::InvalidDigest)?;
+        let dir = self.upload_dir(id).ok_or(CommitError::UnknownUpload)?;
+        let data = dir.join("data");
+        if !data.exists() {
+            return Err(CommitError::UnknownUpload);
+        }
+        let computed = sha256_file(&data)?;
+        if computed != digest {
+            // The session stays, so the client can see its state or cancel it; the data
+            // never becomes a blob.
+            return Err(CommitError::DigestMismatch { computed });
+        }
+        let file = File::open(&data)?;
+        file.sync_all()?;
+        let len = file.metadata()?.len();
+        drop(file);
+        self.publish(&data, digest)?;
+        fs::remove_dir_all(&dir)?;
+        Ok(len)
+    }
+
+    fn cancel_upload(&self, id: &str) -> io::Result<bool> {
+        let Some(dir) = self.upload_dir(id) else {
+            return Ok(false);
+        };
+        match fs::remove_dir_all(dir) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// 128 random bits as hex, from the OS.
+fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the OS provides randomness");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha(bytes: &[u8]) -> String {
+        format!("sha256:{:x}", Sha256::digest(bytes))
+    }
+
+    #[test]
+    fn an_upload_is_invisible_until_committed_with_the_right_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStorage::open(dir.path()).unwrap();
+        let data = b"hello, registry".repeat(1000);
+        let digest = sha(&data);
+        let id = store.start_upload().unwrap();
+        store.append(&id, &mut &data[..7000]).unwrap();
+        assert_eq!(
+            store.blob_len(&digest).unwrap(),
+            None,
+            "partial data is not a blob"
+        );
+        assert_eq!(
+            store.append(&id, &mut &data[7000..]).unwrap(),
+            data.len() as u64
+        );
+
+        let wrong = sha(b"something else");
+        assert!(matches!(
+            store.commit(&id, &wrong),
+            Err(CommitError::DigestMismatch { computed }) if computed == digest
+        ));
+        assert_eq!(
+            store.blob_len(&wrong).unwrap(),
+            None,
+            "nothing stored under a wrong digest"
+        );
+
+        assert_eq!(store.commit(&id, &digest).unwrap(), data.len() as u64);
+        let mut read = Vec::new();
+        store
+            .open_blob(&digest)
+            .unwrap()
+            .unwrap()
+            .read_to_end(&mut read)
+            .unwrap();
+        assert_eq!(read, data);
+        assert_eq!(store.upload_len(&id).unwrap(), None, "the session is gone");
+        assert_eq!(store.list_blobs().unwrap(), vec![digest]);
+    }
+
+    #[test]
+    fn upload_sessions_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = {
+            let store = FsStorage::open(dir.path()).unwrap();
+            let id = store.start_upload().unwrap();
+            store.append(&id, &mut &b"first half "[..]).unwrap();
+            id
+        };
+        let store = FsStorage::open(dir.path()).unwrap();
+        assert_eq!(store.upload_len(&id).unwrap(), Some(11));
+        store.append(&id, &mut &b"second half"[..]).unwrap();
+        let digest = sha(b"first half second half");
+        store.commit(&id, &digest).unwrap();
+        assert_eq!(store.blob_len(&digest).unwrap(), Some(22));
+    }
+
+    #[test]
+    fn small_blobs_are_checked_and_ids_cannot_escape() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStorage::open(dir.path()).unwrap();
+        assert!(matches!(
+            store.put_blob(&sha(b"a"), b"b"),
+            Err(CommitError::DigestMismatch { .. })
+        ));
+        assert!(matches!(
+            store.put_blob("md5:00", b"a"),
+            Err(CommitError::InvalidDigest)
+        ));
+        store.put_blob(&sha(b"a"), b"a").unwrap();
+        assert!(store.delete_blob(&sha(b"a")).unwrap());
+        assert!(!store.delete_blob(&sha(b"a")).unwrap());
+        assert_eq!(store.upload_len("../../etc").unwrap(), None);
+        assert!(matches!(
+            store.commit("../x", &sha(b"a")),
+            Err(CommitError::UnknownUpload)
+        ));
+        let id = store.start_upload().unwrap();
+        assert!(store.cancel_upload(&id).unwrap());
+        assert_eq!(store.upload_len(&id).unwrap(), None);
+    }
+}
