@@ -101,6 +101,7 @@ fn copy(args: Args) -> Result<String, ImportError> {
         chunk_size: args.chunk_size,
         mount_from: Vec::new(),
         copy_foreign_layers: false,
+        timeouts: Default::default(),
         credentials,
         dry_run: false,
     })?;

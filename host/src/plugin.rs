@@ -22,7 +22,7 @@ wasmtime::component::bindgen!({
 pub use exports::hoist::plugin::reference::{ImageReference, TargetName};
 pub use hoist::plugin::types::{
     BlobProgress, BlobState, Credential, Error as PluginError, ImportRequest, Options, Phase,
-    Platform, RegistryEndpoints, Status,
+    Platform, RegistryEndpoints, Status, Timeouts,
 };
 
 /// The WIT package the host speaks. A plugin must export its interfaces at a version

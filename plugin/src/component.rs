@@ -1,6 +1,7 @@
 //! The glue between the WIT contract and the library: converts types and nothing more.
 
 use crate::copy::{Import, ImportSpec};
+use crate::http::Timeouts;
 use crate::manifest::PlatformFilter;
 use crate::progress::{self, ImportError};
 use crate::reference::Reference;
@@ -106,6 +107,10 @@ fn import_spec(r: ImportRequest) -> Result<ImportSpec, ImportError> {
         chunk_size: o.chunk_size,
         mount_from: o.mount_from,
         copy_foreign_layers: o.copy_foreign_layers,
+        timeouts: o
+            .timeouts
+            .map(|t| Timeouts::from_millis(t.connect_ms, t.first_byte_ms, t.idle_ms))
+            .unwrap_or_default(),
         credentials: r
             .credentials
             .into_iter()

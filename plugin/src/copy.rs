@@ -3,7 +3,7 @@
 //! a tag whose content is incomplete.
 
 use crate::executor::{Executor, now};
-use crate::http::SpliceError;
+use crate::http::{BodyStream, Response, SpliceError, Timeouts, Upload};
 use crate::manifest::{self, Filtered, Parsed, PlatformFilter};
 use crate::progress::{BlobProgress, BlobState, ImportError, Phase, Status};
 use crate::reference::Reference;
@@ -35,6 +35,7 @@ pub struct ImportSpec {
     pub chunk_size: Option<u64>,
     pub mount_from: Vec<String>,
     pub copy_foreign_layers: bool,
+    pub timeouts: Timeouts,
     pub credentials: Vec<(String, String, String)>,
     /// Resolve and report the plan, but write nothing.
     pub dry_run: bool,
@@ -111,6 +112,7 @@ impl Import {
                     .map(|(r, u, p)| (r.clone(), (u.clone(), p.clone())))
                     .collect(),
                 max_retries,
+                timeouts: spec.timeouts,
             },
             warnings.clone(),
         );
@@ -293,8 +295,16 @@ impl Job {
             }
         };
 
-        let blobs = self.plan_blobs(&descriptors);
         let top_digest = top.reference.clone();
+        if let Some(want) = self.target.digest()
+            && want != top_digest
+        {
+            return Err(ImportError::InvalidReference(format!(
+                "target: it names the digest {want}, but the image to push has the digest \
+                 {top_digest}; name the target by tag, or by the digest it will have"
+            )));
+        }
+        let blobs = self.plan_blobs(&descriptors);
         pushes.push(top);
         if self.dry_run {
             self.shared.status.borrow_mut().digest = Some(top_digest);
@@ -446,6 +456,7 @@ impl Job {
                     self.set_blob(blob.index, BlobState::Mounted);
                     return Ok(());
                 }
+                Started::Refused => {}
                 // The registry started an upload instead; keep the newest, drop the rest.
                 Started::Upload(url) => {
                     if let Some(previous) = upload.replace(url) {
@@ -465,7 +476,9 @@ impl Job {
                     .await?
                 {
                     Started::Upload(url) => url,
-                    Started::Mounted => unreachable!("no mount was asked for"),
+                    Started::Mounted | Started::Refused => {
+                        unreachable!("no mount was asked for")
+                    }
                 },
             };
             match self.transfer(blob, url).await {
@@ -487,14 +500,18 @@ impl Job {
         }
     }
 
-    /// Streams the blob from the source into the upload at `url`, resuming the download
-    /// with Range when the source connection breaks.
+    /// Streams the blob from the source into the upload at `url`: one download, resumed
+    /// with Range where it breaks, feeding one PUT or a sequence of PATCH chunks.
     async fn transfer(&self, blob: &Blob, url: Url) -> Result<(), ImportError> {
         let dst_reg = self.target.registry();
         let dst_repo = self.target.repository();
         let record = |n: u64| {
             self.shared.status.borrow_mut().blobs[blob.index].bytes_done += n;
         };
+        // The source is opened before the upload starts, so that a slow or retried GET
+        // never leaves an upload request waiting for its body.
+        let mut download = Download::default();
+        self.open_source(blob, &mut download).await?;
         match self.chunk_size {
             None => {
                 let put_url = url.with_query("digest", &blob.digest);
@@ -506,23 +523,28 @@ impl Job {
                     .client
                     .start_upload(dst_reg, dst_repo, Method::Put, put_url, &headers)
                     .await?;
-                self.pump(blob, 0, blob.size, &upload, &record).await?;
-                let response = upload.finish().await.map_err(|e| {
-                    ImportError::Network(format!("uploading {} to {dst_reg}: {e}", blob.digest))
-                })?;
+                let response = self
+                    .pump(blob, &mut download, blob.size, upload, &record)
+                    .await?;
                 if response.status == 201 {
                     response.discard().await;
                     return Ok(());
                 }
-                Err(self
+                let error = self.upload_failure(blob, response).await;
+                // A restarted upload may find that an earlier attempt went through.
+                if self
                     .client
-                    .error(dst_reg, &format!("the upload of {}", blob.digest), response)
-                    .await)
+                    .blob_exists(dst_reg, dst_repo, &blob.digest)
+                    .await?
+                {
+                    return Ok(());
+                }
+                Err(error)
             }
             Some(chunk) => {
                 let mut url = url;
-                let mut offset = 0;
-                while offset < blob.size {
+                while download.position < blob.size {
+                    let offset = download.position;
                     let len = chunk.min(blob.size - offset);
                     let headers = [
                         ("content-type", "application/octet-stream".to_owned()),
@@ -533,22 +555,16 @@ impl Job {
                         .client
                         .start_upload(dst_reg, dst_repo, Method::Patch, url.clone(), &headers)
                         .await?;
-                    self.pump(blob, offset, len, &upload, &record).await?;
-                    let response = upload.finish().await.map_err(|e| {
-                        ImportError::Network(format!("uploading {} to {dst_reg}: {e}", blob.digest))
-                    })?;
+                    let response = self.pump(blob, &mut download, len, upload, &record).await?;
                     if response.status != 202 {
-                        return Err(self
-                            .client
-                            .error(dst_reg, &format!("a chunk of {}", blob.digest), response)
-                            .await);
+                        return Err(self.upload_failure(blob, response).await);
                     }
                     let location = response.header("location").map(str::to_owned);
+                    let answered_at = response.url.clone();
                     response.discard().await;
                     if let Some(location) = location {
-                        url = url.join(&location).map_err(ImportError::Registry)?;
+                        url = answered_at.join(&location).map_err(ImportError::Registry)?;
                     }
-                    offset += len;
                 }
                 self.client
                     .finish_upload(dst_reg, dst_repo, url, &blob.digest)
@@ -557,35 +573,78 @@ impl Job {
         }
     }
 
-    /// Splices `len` bytes of the blob, starting at `start`, into `upload`, reopening the
-    /// source at the byte where it broke off.
+    /// The error for an upload request the target refused. Those worth another upload
+    /// come back as network errors, which restart the upload: an expired token (after
+    /// dropping it) and the retryable statuses.
+    async fn upload_failure(&self, blob: &Blob, response: Response) -> ImportError {
+        let dst_reg = self.target.registry();
+        let status = response.status;
+        if status == 401 {
+            response.discard().await;
+            self.client.forget_tokens(dst_reg);
+            return ImportError::Network(format!(
+                "{dst_reg} refused the token while uploading {}",
+                blob.digest
+            ));
+        }
+        if retry::is_retryable_status(status) {
+            response.discard().await;
+            return ImportError::Network(format!(
+                "{dst_reg} answered {status} to the upload of {}",
+                blob.digest
+            ));
+        }
+        self.client
+            .error(dst_reg, &format!("the upload of {}", blob.digest), response)
+            .await
+    }
+
+    /// Opens the source at the download's position unless it is open.
+    async fn open_source(&self, blob: &Blob, download: &mut Download) -> Result<(), ImportError> {
+        if download.stream.is_none() {
+            let response = self
+                .client
+                .get_blob(
+                    self.source.registry(),
+                    self.source.repository(),
+                    &blob.digest,
+                    download.position,
+                )
+                .await?;
+            download.stream = Some(response.into_stream());
+        }
+        Ok(())
+    }
+
+    /// Splices the next `len` bytes of the download into `upload` and returns the
+    /// target's answer, reopening the source at the byte where it broke off.
     async fn pump(
         &self,
         blob: &Blob,
-        start: u64,
+        download: &mut Download,
         len: u64,
-        upload: &crate::http::Upload,
+        upload: Upload,
         record: &impl Fn(u64),
-    ) -> Result<(), ImportError> {
+    ) -> Result<Response, ImportError> {
         let src_reg = self.source.registry();
-        let src_repo = self.source.repository();
-        let mut done = 0;
-        let mut resumes = 0;
-        while done < len {
-            let source = self
-                .client
-                .get_blob(src_reg, src_repo, &blob.digest, start + done)
-                .await?;
-            let stream = source.into_stream();
-            match upload.splice_from(&stream, len - done, record).await {
-                Ok(n) => done += n,
+        let dst_reg = self.target.registry();
+        let end = download.position + len;
+        while download.position < end {
+            self.open_source(blob, download).await?;
+            let stream = download.stream.as_ref().expect("just opened");
+            match upload
+                .splice_from(stream, end - download.position, record)
+                .await
+            {
+                Ok(n) => download.position += n,
                 Err(SpliceError::Source {
                     transferred,
                     reason,
                 }) => {
-                    done += transferred;
-                    resumes += 1;
-                    if resumes > 5 {
+                    download.position += transferred;
+                    download.stream = None;
+                    download.resumes += 1;
+                    if download.resumes > MAX_RESUMES {
                         return Err(ImportError::Network(format!(
                             "the download of {} from {src_reg} kept breaking ({reason})",
                             blob.digest
@@ -593,21 +652,35 @@ impl Job {
                     }
                     self.shared.warnings.borrow_mut().push(format!(
                         "resuming {} at byte {} after: {reason}",
-                        blob.digest,
-                        start + done
+                        blob.digest, download.position
                     ));
                 }
                 Err(SpliceError::Target(reason)) => {
                     return Err(ImportError::Network(format!(
-                        "the upload of {} to {} broke: {reason}",
-                        blob.digest,
-                        self.target.registry()
+                        "the upload of {} to {dst_reg} broke: {reason}",
+                        blob.digest
                     )));
                 }
+                // Refused before the end; the caller reads the refusal.
+                Err(SpliceError::Answered(response)) => return Ok(response),
             }
         }
-        Ok(())
+        upload.finish().await.map_err(|e| {
+            ImportError::Network(format!("uploading {} to {dst_reg}: {e}", blob.digest))
+        })
     }
+}
+
+/// Times one blob's download may break and be resumed.
+const MAX_RESUMES: u32 = 5;
+
+/// A blob's download: one source stream, reopened with Range where it broke.
+#[derive(Default)]
+struct Download {
+    stream: Option<BodyStream>,
+    /// The next byte the stream yields.
+    position: u64,
+    resumes: u32,
 }
 
 fn manifest_digest(bytes: &[u8]) -> String {

@@ -84,6 +84,13 @@ impl Drop for WaitFor {
 }
 
 /// Resolves after `d`.
+/// Waits until one of `pollables` is ready and returns its index.
+pub async fn wait_any(pollables: Vec<Pollable>) -> usize {
+    futures::future::select_all(pollables.into_iter().map(wait_for))
+        .await
+        .1
+}
+
 pub async fn sleep(d: Duration) {
     wait_for(monotonic_clock::subscribe_duration(d.as_nanos() as u64)).await
 }

@@ -6,22 +6,72 @@
 //! each): the same wall time within noise (2.0–2.2 s), with a third less guest CPU, so the
 //! splice stays.
 
-use crate::executor::wait_for;
+use crate::executor::{wait_any, wait_for};
 use crate::url::Url;
 use std::time::Duration;
+use wasi::clocks::monotonic_clock;
 use wasi::http::outgoing_handler;
 use wasi::http::types::{
     ErrorCode, Fields, IncomingBody, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
     RequestOptions, Scheme,
 };
+use wasi::io::poll::Pollable;
 use wasi::io::streams::{InputStream, OutputStream, StreamError};
 
-/// Timeouts for every request: connecting, waiting for the first byte, and silence between
-/// bytes. Generous enough for a slow registry, short enough that a dead one fails the
-/// attempt and the retry policy takes over.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
-const BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(60);
+/// Network timeouts. Generous by default, for a slow registry, yet short enough that a
+/// dead one fails the attempt and the retry policy takes over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// For the headers of a response to a request whose body is small (not uploads).
+    pub first_byte: Duration,
+    /// For silence in the middle of a transfer, in either direction.
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(15),
+            first_byte: Duration::from_secs(60),
+            idle: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Timeouts {
+    /// From milliseconds, where 0 keeps the default.
+    pub fn from_millis(connect: u32, first_byte: u32, idle: u32) -> Self {
+        let d = Self::default();
+        let pick = |ms: u32, default: Duration| {
+            if ms == 0 {
+                default
+            } else {
+                Duration::from_millis(ms.into())
+            }
+        };
+        Self {
+            connect: pick(connect, d.connect),
+            first_byte: pick(first_byte, d.first_byte),
+            idle: pick(idle, d.idle),
+        }
+    }
+
+    /// What the host enforces for a request. An upload gets no first-byte timeout: hosts
+    /// (wasmtime's among them) count it from the start of the request, so it would cut
+    /// off every upload that takes longer, however steadily its bytes flow. The upload's
+    /// own watchdog ([`Upload::splice_from`], [`Upload::finish`]) catches a stall instead.
+    fn request_options(&self, upload: bool) -> Option<RequestOptions> {
+        let o = RequestOptions::new();
+        // A host may not support every timeout; an unsupported one is simply not set.
+        let _ = o.set_connect_timeout(Some(self.connect.as_nanos() as u64));
+        if !upload {
+            let _ = o.set_first_byte_timeout(Some(self.first_byte.as_nanos() as u64));
+        }
+        let _ = o.set_between_bytes_timeout(Some(self.idle.as_nanos() as u64));
+        Some(o)
+    }
+}
 
 /// The most a single splice call is asked to move.
 const SPLICE_CHUNK: u64 = 4 << 20;
@@ -114,18 +164,12 @@ impl Request {
     }
 }
 
-fn options() -> Option<RequestOptions> {
-    let o = RequestOptions::new();
-    // A host may not support every timeout; an unsupported one is simply not set.
-    let _ = o.set_connect_timeout(Some(CONNECT_TIMEOUT.as_nanos() as u64));
-    let _ = o.set_first_byte_timeout(Some(FIRST_BYTE_TIMEOUT.as_nanos() as u64));
-    let _ = o.set_between_bytes_timeout(Some(BETWEEN_BYTES_TIMEOUT.as_nanos() as u64));
-    Some(o)
-}
-
 /// A received response. Its body is read with [`Response::bytes`] or taken as a stream.
 pub struct Response {
     pub status: u16,
+    /// Where the response came from, after redirects: relative `Location` headers are
+    /// resolved against it.
+    pub url: Url,
     headers: Vec<(String, String)>,
     // Field order is drop order: the stream before its body, the body before the response.
     stream: Option<InputStream>,
@@ -134,7 +178,7 @@ pub struct Response {
 }
 
 impl Response {
-    fn new(response: IncomingResponse) -> Self {
+    fn new(response: IncomingResponse, url: Url) -> Self {
         let headers = response
             .headers()
             .entries()
@@ -150,6 +194,7 @@ impl Response {
         let stream = body.as_ref().and_then(|b| b.stream().ok());
         Self {
             status: response.status(),
+            url,
             headers,
             stream,
             body,
@@ -223,30 +268,44 @@ pub struct BodyStream {
     _response: IncomingResponse,
 }
 
+/// The response, once it has arrived.
+fn take_response(
+    future: &wasi::http::types::FutureIncomingResponse,
+    url: &Url,
+) -> Option<Result<Response, HttpError>> {
+    Some(match future.get()? {
+        Ok(Ok(response)) => Ok(Response::new(response, url.clone())),
+        Ok(Err(code)) => Err(transport(code)),
+        Err(()) => Err(HttpError::Transport(
+            "the response was already taken".into(),
+        )),
+    })
+}
+
 async fn await_response(
-    future: wasi::http::types::FutureIncomingResponse,
+    future: &wasi::http::types::FutureIncomingResponse,
+    url: &Url,
 ) -> Result<Response, HttpError> {
     loop {
-        match future.get() {
-            Some(Ok(Ok(response))) => return Ok(Response::new(response)),
-            Some(Ok(Err(code))) => return Err(transport(code)),
-            Some(Err(())) => {
-                return Err(HttpError::Transport(
-                    "the response was already taken".into(),
-                ));
-            }
+        match take_response(future, url) {
+            Some(result) => return result,
             None => wait_for(future.subscribe()).await,
         }
     }
 }
 
 /// Sends a request with an optional in-memory body (manifests, token requests).
-pub async fn send(req: &Request, body: Option<&[u8]>) -> Result<Response, HttpError> {
+pub async fn send(
+    req: &Request,
+    body: Option<&[u8]>,
+    timeouts: &Timeouts,
+) -> Result<Response, HttpError> {
     let outgoing = req.build()?;
     let out_body = outgoing
         .body()
         .map_err(|_| HttpError::Transport("the request body was already taken".into()))?;
-    let future = outgoing_handler::handle(outgoing, options()).map_err(transport)?;
+    let future =
+        outgoing_handler::handle(outgoing, timeouts.request_options(false)).map_err(transport)?;
     if let Some(bytes) = body.filter(|b| !b.is_empty()) {
         let stream = out_body.write().map_err(|_| {
             HttpError::Transport("the request body stream was already taken".into())
@@ -255,7 +314,7 @@ pub async fn send(req: &Request, body: Option<&[u8]>) -> Result<Response, HttpEr
         drop(stream);
     }
     OutgoingBody::finish(out_body, None).map_err(transport)?;
-    await_response(future).await
+    await_response(&future, &req.url).await
 }
 
 async fn write_all(stream: &OutputStream, mut bytes: &[u8]) -> Result<(), HttpError> {
@@ -284,20 +343,24 @@ pub struct Upload {
     stream: Option<OutputStream>,
     body: Option<OutgoingBody>,
     future: wasi::http::types::FutureIncomingResponse,
+    url: Url,
+    idle: Duration,
 }
 
-/// Which side of a splice failed.
-#[derive(Debug)]
+/// Why a splice stopped short.
 pub enum SpliceError {
-    /// The source stream ended or broke after this many bytes; it can be resumed.
+    /// The source stream ended, broke or stalled after this many bytes; it can be
+    /// resumed.
     Source { transferred: u64, reason: String },
-    /// The upload broke; the upload must be started again.
+    /// The upload broke or stalled; the upload must be started again.
     Target(String),
+    /// The registry answered before the body was complete: a refusal, usually.
+    Answered(Response),
 }
 
 impl Upload {
     /// Starts sending `req`; its body is written with [`Upload::splice_from`].
-    pub fn start(req: &Request) -> Result<Self, HttpError> {
+    pub fn start(req: &Request, timeouts: &Timeouts) -> Result<Self, HttpError> {
         let outgoing = req.build()?;
         let body = outgoing
             .body()
@@ -305,12 +368,30 @@ impl Upload {
         let stream = body.write().map_err(|_| {
             HttpError::Transport("the request body stream was already taken".into())
         })?;
-        let future = outgoing_handler::handle(outgoing, options()).map_err(transport)?;
+        let future = outgoing_handler::handle(outgoing, timeouts.request_options(true))
+            .map_err(transport)?;
         Ok(Self {
             stream: Some(stream),
             body: Some(body),
             future,
+            url: req.url.clone(),
+            idle: timeouts.idle,
         })
+    }
+
+    /// Waits for `pollable`, for the registry's early answer, or for the idle timeout,
+    /// whichever comes first.
+    async fn wait_or_answer(&self, pollable: Pollable) -> Waited {
+        let idle = monotonic_clock::subscribe_duration(self.idle.as_nanos() as u64);
+        match wait_any(vec![pollable, self.future.subscribe(), idle]).await {
+            0 => Waited::Ready,
+            1 => match take_response(&self.future, &self.url) {
+                Some(Ok(response)) => Waited::Answered(response),
+                Some(Err(e)) => Waited::Failed(e.to_string()),
+                None => Waited::Ready,
+            },
+            _ => Waited::Idle,
+        }
     }
 
     /// Moves up to `len` bytes from `source` into this upload, inside the host. Calls
@@ -328,19 +409,36 @@ impl Upload {
                 reason: "the response had no body".into(),
             });
         };
+        let idle_secs = self.idle.as_secs_f32();
         let mut done = 0;
         while done < len {
             match out.splice(input, (len - done).min(SPLICE_CHUNK)) {
                 Ok(0) => {
                     // Either side may be the one not ready; wait for room, then for data.
-                    if out
+                    let full = out
                         .check_write()
                         .map_err(|e| SpliceError::Target(format!("{e:?}")))?
-                        == 0
-                    {
-                        wait_for(out.subscribe()).await;
+                        == 0;
+                    let pollable = if full {
+                        out.subscribe()
                     } else {
-                        wait_for(input.subscribe()).await;
+                        input.subscribe()
+                    };
+                    match self.wait_or_answer(pollable).await {
+                        Waited::Ready => {}
+                        Waited::Answered(response) => return Err(SpliceError::Answered(response)),
+                        Waited::Failed(reason) => return Err(SpliceError::Target(reason)),
+                        Waited::Idle if full => {
+                            return Err(SpliceError::Target(format!(
+                                "the registry took no data for {idle_secs}s"
+                            )));
+                        }
+                        Waited::Idle => {
+                            return Err(SpliceError::Source {
+                                transferred: done,
+                                reason: format!("the source sent nothing for {idle_secs}s"),
+                            });
+                        }
                     }
                 }
                 Ok(n) => {
@@ -350,7 +448,10 @@ impl Upload {
                 Err(e) => {
                     // A broken upload shows on its own stream; otherwise the source broke.
                     if let Err(target) = out.check_write() {
-                        return Err(SpliceError::Target(format!("{target:?}")));
+                        return Err(match take_response(&self.future, &self.url) {
+                            Some(Ok(response)) => SpliceError::Answered(response),
+                            _ => SpliceError::Target(format!("{target:?}")),
+                        });
                     }
                     let reason = match e {
                         StreamError::Closed => "the source closed the connection early".into(),
@@ -366,18 +467,43 @@ impl Upload {
         Ok(done)
     }
 
-    /// Ends the body and waits for the registry's answer.
+    /// Ends the body and waits for the registry's answer, for at most the idle timeout
+    /// after the last byte.
     pub async fn finish(mut self) -> Result<Response, HttpError> {
+        let idle_secs = self.idle.as_secs_f32();
         if let Some(stream) = self.stream.take() {
             // A registry may answer as soon as it has Content-Length bytes, closing the
             // stream under the flush; its answer, not the flush, says whether it worked.
             if stream.flush().is_ok() {
-                wait_for(stream.subscribe()).await;
+                match self.wait_or_answer(stream.subscribe()).await {
+                    Waited::Answered(response) => return Ok(response),
+                    Waited::Failed(reason) => return Err(HttpError::Transport(reason)),
+                    Waited::Idle => {
+                        return Err(HttpError::Transport(format!(
+                            "the registry took no data for {idle_secs}s"
+                        )));
+                    }
+                    Waited::Ready => {}
+                }
             }
         }
         if let Some(body) = self.body.take() {
             OutgoingBody::finish(body, None).map_err(transport)?;
         }
-        await_response(self.future).await
+        let idle = monotonic_clock::subscribe_duration(self.idle.as_nanos() as u64);
+        if wait_any(vec![self.future.subscribe(), idle]).await != 0 {
+            return Err(HttpError::Transport(format!(
+                "no answer {idle_secs}s after the upload's last byte"
+            )));
+        }
+        await_response(&self.future, &self.url).await
     }
+}
+
+/// What an upload's wait ended with.
+enum Waited {
+    Ready,
+    Answered(Response),
+    Failed(String),
+    Idle,
 }

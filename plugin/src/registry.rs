@@ -4,7 +4,7 @@
 
 use crate::auth::{self, Challenge, TokenResponse};
 use crate::executor::{now, sleep};
-use crate::http::{self, HttpError, Request, Response, Upload};
+use crate::http::{self, HttpError, Request, Response, Timeouts, Upload};
 use crate::manifest;
 use crate::progress::ImportError;
 use crate::reference;
@@ -30,6 +30,7 @@ pub struct Settings {
     /// Username and password per registry name (standalone use only).
     pub credentials: HashMap<String, (String, String)>,
     pub max_retries: u32,
+    pub timeouts: Timeouts,
 }
 
 /// What a registry taught us about authenticating to it.
@@ -85,10 +86,17 @@ impl Client {
         }]
     }
 
+    /// Whether `url` is at one of `registry`'s endpoints: only their challenges are
+    /// learned, so that a 401 from elsewhere (a CDN, the token realm) cannot redirect
+    /// where credentials go.
+    fn is_endpoint(&self, registry: &str, url: &Url) -> bool {
+        self.endpoints(registry).iter().any(|e| e.same_origin(url))
+    }
+
     /// Whether `url` belongs to `registry`: one of its endpoints, or the token realm it
     /// named. Credentials go nowhere else.
     fn is_registry_origin(&self, registry: &str, url: &Url) -> bool {
-        if self.endpoints(registry).iter().any(|e| e.same_origin(url)) {
+        if self.is_endpoint(registry, url) {
             return true;
         }
         matches!(
@@ -158,15 +166,16 @@ impl Client {
             {
                 req = req.header("authorization", authorization);
             }
-            let result = http::send(&req, body).await;
+            let result = http::send(&req, body, &self.settings.timeouts).await;
             let response = match result {
                 Ok(r) => r,
                 Err(e) => {
                     attempt += 1;
                     if attempt > self.settings.max_retries {
                         return Err(ImportError::Network(format!(
-                            "{} {url}: {e} (gave up after {attempt} attempts)",
-                            method_name(&method)
+                            "{} {}: {e} (gave up after {attempt} attempts)",
+                            method_name(&method),
+                            url.redacted()
                         )));
                     }
                     sleep(retry::delay(attempt, random_unit(), None)).await;
@@ -174,13 +183,13 @@ impl Client {
                 }
             };
             let status = response.status;
-            if status == 401 && !reauthenticated && self.is_registry_origin(registry, &url) {
+            if status == 401 && !reauthenticated && self.is_endpoint(registry, &url) {
                 let challenge = response.header("www-authenticate").map(str::to_owned);
                 response.discard().await;
                 reauthenticated = true;
-                self.learn(registry, challenge.as_deref())?;
-                // Drop the cached tokens of this registry: they were refused or expired.
-                self.tokens.borrow_mut().retain(|(r, _), _| r != registry);
+                self.learn(registry, &url, challenge.as_deref())?;
+                // The cached tokens of this registry were refused or have expired.
+                self.forget_tokens(registry);
                 continue;
             }
             if matches!(status, 301 | 302 | 303 | 307 | 308)
@@ -190,13 +199,17 @@ impl Client {
                 redirects += 1;
                 if redirects > MAX_REDIRECTS {
                     return Err(ImportError::Registry(format!(
-                        "{url} redirected more than {MAX_REDIRECTS} times"
+                        "{} redirected more than {MAX_REDIRECTS} times",
+                        url.redacted()
                     )));
                 }
                 // The next URL gets credentials only if it is the registry's own origin,
                 // which `is_registry_origin` checks on the next pass.
                 url = url.join(&location).map_err(|e| {
-                    ImportError::Registry(format!("{url} redirected to a bad location: {e}"))
+                    ImportError::Registry(format!(
+                        "{} redirected to a bad location: {e}",
+                        url.redacted()
+                    ))
                 })?;
                 continue;
             }
@@ -221,14 +234,27 @@ impl Client {
         }
     }
 
-    /// Records what a 401's challenge asks for.
-    fn learn(&self, registry: &str, challenge: Option<&str>) -> Result<(), ImportError> {
+    /// Drops the cached tokens of `registry`, after it refused one.
+    pub fn forget_tokens(&self, registry: &str) {
+        self.tokens.borrow_mut().retain(|(r, _), _| r != registry);
+    }
+
+    /// Records what a 401's challenge from `url` asks for.
+    fn learn(&self, registry: &str, url: &Url, challenge: Option<&str>) -> Result<(), ImportError> {
         let mode = match challenge.and_then(auth::parse_challenge) {
             Some(Challenge::Basic) => AuthMode::Basic,
             Some(Challenge::Bearer { realm, service, .. }) => {
                 let realm = Url::parse(&realm).map_err(|e| {
                     ImportError::Registry(format!("{registry} named an unusable token realm: {e}"))
                 })?;
+                // Credentials reached over HTTPS must not travel on in clear text.
+                if url.https && !realm.https {
+                    return Err(ImportError::DeniedByPolicy(format!(
+                        "{registry} named a plain-HTTP token realm ({}) although it is served \
+                         over HTTPS; refusing to send credentials there",
+                        realm.redacted()
+                    )));
+                }
                 AuthMode::Bearer { realm, service }
             }
             None => {
@@ -296,7 +322,7 @@ impl Client {
         }
         let mut attempt = 0;
         let response = loop {
-            match http::send(&req, None).await {
+            match http::send(&req, None, &self.settings.timeouts).await {
                 Ok(r)
                     if retry::is_retryable_status(r.status)
                         && attempt < self.settings.max_retries =>
@@ -350,7 +376,8 @@ impl Client {
             .to_owned();
         Ok(CachedToken {
             value,
-            expires_at: now() + parsed.lifetime_secs() * 1_000_000_000,
+            // A huge `expires_in` must not wrap around into an expired token.
+            expires_at: now().saturating_add(parsed.lifetime_secs().saturating_mul(1_000_000_000)),
         })
     }
 
@@ -509,7 +536,7 @@ impl Client {
             );
             scopes.push(auth::pull_scope(from));
         }
-        let response = self
+        let sent = self
             .send(
                 registry,
                 &scopes,
@@ -518,21 +545,35 @@ impl Client {
                 &[("content-length", "0")],
                 Some(&[]),
             )
-            .await?;
-        match response.status {
-            201 if from.is_some() => {
+            .await;
+        let response = match (sent, from) {
+            (Ok(response), _) => response,
+            // A token service may refuse the pull scope on the mount's source outright.
+            (Err(ImportError::Unauthorized(m)), Some(from)) => {
+                return Ok(self.mount_refused(from, &m));
+            }
+            (Err(e), _) => return Err(e),
+        };
+        match (response.status, from) {
+            (201, Some(_)) => {
                 response.discard().await;
                 Ok(Started::Mounted)
             }
-            202 => {
+            (202, _) => {
                 let location = response.header("location").map(str::to_owned);
+                let url = response.url.clone();
                 response.discard().await;
                 let location = location.ok_or_else(|| {
                     ImportError::Registry(format!("{registry} started an upload with no Location"))
                 })?;
-                let base = self.endpoints(registry)[0].with_path(&path);
-                let url = base.join(&location).map_err(ImportError::Registry)?;
+                let url = url.join(&location).map_err(ImportError::Registry)?;
                 Ok(Started::Upload(url))
+            }
+            // No rights on the source repository, or a registry without mounting: the
+            // blob is copied instead.
+            (status @ (401 | 403 | 404 | 405), Some(from)) => {
+                response.discard().await;
+                Ok(self.mount_refused(from, &format!("{registry} answered {status}")))
             }
             _ => Err(self
                 .error(
@@ -542,6 +583,13 @@ impl Client {
                 )
                 .await),
         }
+    }
+
+    fn mount_refused(&self, from: &str, why: &str) -> Started {
+        self.warn(format!(
+            "could not mount from {from} ({why}); copying the blob instead"
+        ));
+        Started::Refused
     }
 
     /// Opens the blob for reading from `offset`, following redirects.
@@ -563,9 +611,24 @@ impl Client {
         let response = self
             .send(registry, &scopes, Method::Get, &path, &headers, None)
             .await?;
-        let expected = if offset > 0 { 206 } else { 200 };
-        if response.status == expected {
+        if offset == 0 && response.status == 200 {
             return Ok(response);
+        }
+        if offset > 0 && response.status == 206 {
+            // The bytes must start where the download broke off, or the blob would be
+            // stitched together wrongly.
+            let start = response
+                .header("content-range")
+                .and_then(content_range_start);
+            if start == Some(offset) {
+                return Ok(response);
+            }
+            response.discard().await;
+            return Err(ImportError::Registry(format!(
+                "{registry} answered a request for the blob {digest} from byte {offset} with \
+                 other bytes (Content-Range {})",
+                start.map_or("missing".to_owned(), |s| format!("from {s}"))
+            )));
         }
         if offset > 0 && response.status == 200 {
             return Err(ImportError::Registry(format!(
@@ -602,7 +665,7 @@ impl Client {
         {
             req = req.header("authorization", authorization);
         }
-        Upload::start(&req)
+        Upload::start(&req, &self.settings.timeouts)
             .map_err(|e| ImportError::Network(format!("uploading to {registry}: {e}")))
     }
 
@@ -642,19 +705,33 @@ impl Client {
             response.discard().await;
             return Ok(());
         }
-        Err(self
+        let error = self
             .error(
                 registry,
                 &format!("completing the upload of {digest}"),
                 response,
             )
-            .await)
+            .await;
+        // A retried PUT finds its session gone when the first one was applied but its
+        // answer lost; the blob being there is the success it could not report.
+        if self.blob_exists(registry, repository, digest).await? {
+            return Ok(());
+        }
+        Err(error)
     }
+}
+
+/// The first byte of a `Content-Range: bytes START-END/TOTAL` header.
+fn content_range_start(value: &str) -> Option<u64> {
+    let range = value.trim().strip_prefix("bytes ")?;
+    range.split('-').next()?.trim().parse().ok()
 }
 
 /// What starting an upload gave.
 pub enum Started {
     Mounted,
+    /// The mount was refused; nothing was started.
+    Refused,
     Upload(Url),
 }
 

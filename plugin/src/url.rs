@@ -71,6 +71,13 @@ impl Url {
     }
 
     /// Appends `key=value` to the query, percent-encoding the value.
+    /// The URL without its query, for messages: a presigned URL's query is a credential.
+    pub fn redacted(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        let path = self.path.split('?').next().unwrap_or("/");
+        format!("{scheme}://{}{path}", self.authority)
+    }
+
     pub fn with_query(&self, key: &str, value: &str) -> Self {
         let sep = if self.path.contains('?') { '&' } else { '?' };
         self.with_path(&format!("{}{sep}{key}={}", self.path, encode(value)))
@@ -124,6 +131,7 @@ mod tests {
                 .authority,
             "[::1]:5000"
         );
+        assert_eq!(cdn.redacted(), "https://cdn.example/blob");
         assert!(Url::parse("ftp://x").is_err());
         assert!(Url::parse("http://user@evil/").is_err());
         assert_eq!(

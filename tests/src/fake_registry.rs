@@ -34,6 +34,11 @@ pub enum Fault {
     Schema1,
     /// The layer trickles out: 16 KiB every 20 ms, about 4 s in all.
     SlowLayer,
+    /// The first GET of the layer sends half the body, then goes silent without closing.
+    StallLayerOnce,
+    /// The first GET of the layer is cut in the middle, and the resumed GET answers 206
+    /// with bytes from the start instead of the ones asked for.
+    WrongRangeOnResume,
     /// The manifest also lists a foreign (non-distributable) layer with `urls`.
     ForeignLayer,
 }
@@ -248,7 +253,7 @@ async fn blob(
             corrupt[1000] ^= 0xff;
             corrupt.into_response()
         }
-        Fault::TruncateLayerOnce if n == 0 => {
+        Fault::TruncateLayerOnce | Fault::WrongRangeOnResume if n == 0 => {
             // Promise the whole layer, send half, then fail the body: the client sees the
             // connection close early.
             let half = inner.layer[..inner.layer.len() / 2].to_vec();
@@ -262,10 +267,31 @@ async fn blob(
             )
                 .into_response()
         }
+        Fault::WrongRangeOnResume => (
+            StatusCode::PARTIAL_CONTENT,
+            [(
+                "content-range",
+                format!("bytes 0-{}/{}", inner.layer.len() - 1, inner.layer.len()),
+            )],
+            inner.layer.clone(),
+        )
+            .into_response(),
+        Fault::StallLayerOnce if n == 0 => {
+            let half = inner.layer[..inner.layer.len() / 2].to_vec();
+            let stream = futures::StreamExt::chain(
+                futures::stream::iter(vec![Ok::<_, std::io::Error>(half)]),
+                futures::stream::pending(),
+            );
+            (
+                [("content-length", inner.layer.len().to_string())],
+                Body::from_stream(stream),
+            )
+                .into_response()
+        }
         Fault::SlowLayer => {
             let chunks: Vec<Result<Vec<u8>, std::io::Error>> = inner
                 .layer
-                .chunks(64 * 1024)
+                .chunks(16 * 1024)
                 .map(|c| Ok(c.to_vec()))
                 .collect();
             let stream = futures::StreamExt::then(futures::stream::iter(chunks), |c| async {

@@ -3,6 +3,7 @@
 //! registry, and skopeo as the independent checker.
 
 pub mod fake_registry;
+pub mod fault_proxy;
 pub mod images;
 pub mod registry;
 pub mod skopeo;
@@ -119,6 +120,7 @@ pub fn request(source: &str, target: &str, insecure: &[&str]) -> ImportRequest {
             chunk_size: None,
             mount_from: Vec::new(),
             copy_foreign_layers: false,
+            timeouts: None,
         },
         credentials: Vec::new(),
     }

@@ -1,6 +1,7 @@
 //! A token server that behaves like Docker Hub's and GHCR's: anonymous clients get pull
 //! tokens for `public/*` repositories, clients with the right Basic credentials get what
-//! they ask for, and a wrong password gets 401. Tokens are ES256 JWTs carrying the
+//! they ask for except on `secret/*`, where nobody gets anything (as the spec says, the
+//! token simply lacks that access), and a wrong password gets 401. Tokens are ES256 JWTs carrying the
 //! certificate in `x5c`, which distribution verifies against its `rootcertbundle`.
 
 use crate::serve;
@@ -173,6 +174,7 @@ async fn token(
         };
         let granted: Vec<String> = actions
             .split(',')
+            .filter(|_| !name.starts_with("secret/"))
             .filter(|a| authenticated || (*a == "pull" && name.starts_with("public/")))
             .map(str::to_owned)
             .collect();

@@ -1,12 +1,17 @@
 //! The plugin copies images between real registries, through the compiled component under
 //! wasmtime, and skopeo checks the result.
 
-use hoist_host::plugin::{BlobState, Phase, Platform, PluginError, Status};
+use hoist_host::plugin::{
+    BlobState, ImportRequest, Phase, Platform, PluginError, Status, Timeouts,
+};
 use hoist_tests::fake_registry::{self, FakeRegistry, Fault};
+use hoist_tests::fault_proxy::{FaultProxy, ProxyFault};
 use hoist_tests::images::{Format, Pusher};
 use hoist_tests::registry::{Auth, Registry};
 use hoist_tests::token_server::{ISSUER, SERVICE, TokenField, TokenServer};
 use hoist_tests::{request, run_import, skopeo, with_credentials, with_mirror};
+use std::io::Read;
+use std::time::Duration;
 
 const LAYERS: &[usize] = &[300_000, 1_200_000, 50_000];
 const PLATFORMS: [(&str, &str, Option<&str>); 3] = [
@@ -641,4 +646,200 @@ fn advance_keeps_its_slice_and_cancel_leaves_no_tag() {
         "bytes kept moving across advance calls: {progress:?}"
     );
     assert!(!skopeo::exists(&target), "no tag after cancel");
+}
+
+/// Short timeouts, so that the tests of stalls and slowness take seconds.
+fn with_timeouts(mut req: ImportRequest, first_byte_ms: u32, idle_ms: u32) -> ImportRequest {
+    req.options.timeouts = Some(Timeouts {
+        connect_ms: 0,
+        first_byte_ms,
+        idle_ms,
+    });
+    req
+}
+
+#[test]
+fn an_upload_that_outlasts_the_first_byte_timeout_still_completes() {
+    // The layer trickles in for about 4 s; the first-byte timeout is 1 s. It must bound
+    // only the wait for an answer, never the upload itself.
+    let dst = Registry::start(Auth::None);
+    let fake = FakeRegistry::start(Fault::SlowLayer);
+    let target = format!("{}/proj/slow:v1", dst.host());
+    let req = with_timeouts(
+        request(
+            &format!("{}/fake:v1", fake.host()),
+            &target,
+            &[&fake.host(), &dst.host()],
+        ),
+        1000,
+        3000,
+    );
+    let status = run_import(&req);
+    assert_done(&status);
+    assert!(
+        !status.warnings.iter().any(|w| w.contains("restarting")),
+        "the upload went through in one go: {:?}",
+        status.warnings
+    );
+    assert_eq!(
+        skopeo::inspect_raw(&target, None).len(),
+        skopeo::inspect_raw(&format!("{}/fake:v1", fake.host()), None).len()
+    );
+    skopeo::pull_all(&target);
+}
+
+#[test]
+fn a_source_that_goes_silent_is_dropped_after_the_idle_timeout_and_resumed() {
+    let dst = Registry::start(Auth::None);
+    let fake = FakeRegistry::start(Fault::StallLayerOnce);
+    let target = format!("{}/proj/stall:v1", dst.host());
+    let req = with_timeouts(
+        request(
+            &format!("{}/fake:v1", fake.host()),
+            &target,
+            &[&fake.host(), &dst.host()],
+        ),
+        0,
+        1000,
+    );
+    let status = run_import(&req);
+    assert_done(&status);
+    let ranges = fake.layer_ranges();
+    assert_eq!(ranges.len(), 2, "{ranges:?}");
+    assert_eq!(
+        ranges[1].as_deref(),
+        Some(format!("bytes={}-", (3 << 20) / 2).as_str()),
+        "resumed at the byte where the source went silent"
+    );
+    assert!(
+        status.warnings.iter().any(|w| w.contains("resuming")),
+        "{:?}",
+        status.warnings
+    );
+    skopeo::pull_all(&target);
+}
+
+#[test]
+fn a_resumed_download_with_the_wrong_bytes_is_refused() {
+    let dst = Registry::start(Auth::None);
+    let (_, status, target) = fault_import(Fault::WrongRangeOnResume, &dst);
+    assert_eq!(status.phase, Phase::Failed);
+    match &status.error {
+        Some(PluginError::RegistryError(m)) => assert!(m.contains("other bytes"), "{m}"),
+        other => panic!("expected a registry error, got {other:?}"),
+    }
+    assert!(!skopeo::exists(&target), "no tag was written");
+}
+
+#[test]
+fn a_lost_answer_to_a_completed_upload_is_recovered_by_checking_the_blob() {
+    // The registry applies the upload's closing PUT, but its answer comes too late; the
+    // retried PUT finds the session gone (404). The blob is there, so the import goes on.
+    let src = Registry::start(Auth::None);
+    let dst = Registry::start(Auth::None);
+    Pusher::new(&src.url()).image("app", Some("v1"), Format::Oci, LAYERS, ("linux", "amd64"));
+    let proxy = FaultProxy::start(
+        &dst.host(),
+        ProxyFault::DelayFirstUploadCompletion(Duration::from_secs(3)),
+    );
+    let target = format!("{}/proj/app:v1", proxy.host());
+    let mut req = with_timeouts(
+        request(
+            &format!("{}/app:v1", src.host()),
+            &target,
+            &[&src.host(), &proxy.host()],
+        ),
+        1000,
+        0,
+    );
+    req.options.chunk_size = Some(1 << 20);
+    req.options.concurrency = 1;
+    let status = run_import(&req);
+    assert_done(&status);
+    let log = proxy.log();
+    assert!(
+        log.iter()
+            .any(|(m, p, s)| m == "PUT" && p.contains("digest=") && *s == 404),
+        "a retried completion found its session gone: {log:?}"
+    );
+    assert_same_manifest(
+        &format!("{}/app:v1", src.host()),
+        &format!("{}/proj/app:v1", dst.host()),
+    );
+    skopeo::pull_all(&format!("{}/proj/app:v1", dst.host()));
+}
+
+#[test]
+fn a_mount_the_token_does_not_allow_falls_back_to_a_copy() {
+    let (tokens, dst) = token_registry(TokenField::Token);
+    let src = Registry::start(Auth::None);
+    let pushed =
+        Pusher::new(&src.url()).image("app", Some("v1"), Format::Oci, LAYERS, ("linux", "amd64"));
+    // The same blobs sit in a repository of the target that the importing user may not
+    // read.
+    let secret = Pusher::new(&dst.url()).with_auth(format!(
+        "Bearer {}",
+        tokens.mint("secret/base", &["pull", "push"])
+    ));
+    for (digest, _) in &pushed.blobs {
+        let mut bytes = Vec::new();
+        ureq::get(&format!("{}/v2/app/blobs/{digest}", src.url()))
+            .call()
+            .unwrap()
+            .into_reader()
+            .read_to_end(&mut bytes)
+            .unwrap();
+        secret.push_blob("secret/base", &bytes);
+    }
+    let mut req = with_credentials(
+        request(
+            &format!("{}/app:v1", src.host()),
+            &format!("{}/team/app:v1", dst.host()),
+            &[&src.host(), &dst.host()],
+        ),
+        &dst.host(),
+        "bob",
+        "s3cret-token",
+    );
+    req.options.mount_from = vec!["secret/base".into()];
+    let status = run_import(&req);
+    assert_done(&status);
+    assert!(
+        status
+            .blobs
+            .iter()
+            .all(|b| matches!(b.state, BlobState::Done)),
+        "copied, not mounted: {:?}",
+        status.blobs
+    );
+    assert!(
+        status
+            .warnings
+            .iter()
+            .any(|w| w.contains("could not mount from secret/base")),
+        "{:?}",
+        status.warnings
+    );
+}
+
+#[test]
+fn a_target_digest_that_the_copy_would_not_produce_is_refused_up_front() {
+    let src = Registry::start(Auth::None);
+    let dst = Registry::start(Auth::None);
+    Pusher::new(&src.url()).image("app", Some("v1"), Format::Oci, LAYERS, ("linux", "amd64"));
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let status = run_import(&request(
+        &format!("{}/app:v1", src.host()),
+        &format!("{}/proj/app@{wrong}", dst.host()),
+        &[&src.host(), &dst.host()],
+    ));
+    assert_eq!(status.phase, Phase::Failed);
+    match &status.error {
+        Some(PluginError::InvalidReference(m)) => assert!(m.contains(&wrong), "{m}"),
+        other => panic!("expected an invalid-reference error, got {other:?}"),
+    }
+    assert!(
+        status.blobs.iter().all(|b| b.bytes_done == 0),
+        "nothing was copied"
+    );
 }

@@ -1,0 +1,164 @@
+//! A fault-injecting proxy in front of a real registry: it forwards every request and
+//! misbehaves in the one way a test asks for. The registry behind it does the real work.
+
+use crate::serve;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::io::Read;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug)]
+pub enum ProxyFault {
+    /// The first request that completes an upload (a PUT with `?digest=`) reaches the
+    /// registry, but its answer is held back this long, as if lost on the way.
+    DelayFirstUploadCompletion(Duration),
+}
+
+struct Inner {
+    upstream: String,
+    fault: ProxyFault,
+    completions: AtomicUsize,
+    /// Method, path and status of every forwarded request.
+    log: Mutex<Vec<(String, String, u16)>>,
+}
+
+pub struct FaultProxy {
+    pub port: u16,
+    inner: Arc<Inner>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy for the registry at `upstream` (`host:port`).
+    pub fn start(upstream: &str, fault: ProxyFault) -> Self {
+        let inner = Arc::new(Inner {
+            upstream: upstream.to_owned(),
+            fault,
+            completions: AtomicUsize::new(0),
+            log: Mutex::new(Vec::new()),
+        });
+        let app = Router::new().fallback(forward).with_state(inner.clone());
+        Self {
+            port: serve(app),
+            inner,
+        }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Method, path and status of every request so far.
+    pub fn log(&self) -> Vec<(String, String, u16)> {
+        self.inner.log.lock().unwrap().clone()
+    }
+}
+
+async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, 64 << 20).await {
+        Ok(b) => b,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let method = parts.method.to_string();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/".to_owned(), |p| p.to_string());
+    let completion =
+        method == "PUT" && path.contains("/blobs/uploads/") && path.contains("digest=");
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "host" | "content-length" | "connection"))
+        .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let for_upstream = inner.clone();
+    let (method_c, path_c) = (method.clone(), path.clone());
+    let answer = tokio::task::spawn_blocking(move || {
+        upstream_call(&for_upstream.upstream, &method_c, &path_c, &headers, &body)
+    })
+    .await
+    .unwrap();
+    let (status, headers, body) = match answer {
+        Ok(a) => a,
+        Err(e) => return (StatusCode::BAD_GATEWAY, e).into_response(),
+    };
+    inner.log.lock().unwrap().push((method, path, status));
+    match inner.fault {
+        ProxyFault::DelayFirstUploadCompletion(delay)
+            if completion && inner.completions.fetch_add(1, Ordering::SeqCst) == 0 =>
+        {
+            tokio::time::sleep(delay).await;
+        }
+        _ => {}
+    }
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap();
+    // Absolute Locations name the registry; clients must come back through here.
+    let proxy_host = host_of(&parts.headers);
+    for (k, v) in headers {
+        if matches!(
+            k.as_str(),
+            "content-length" | "transfer-encoding" | "connection"
+        ) {
+            continue;
+        }
+        let v = v.replace(&inner.upstream, &proxy_host);
+        if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) {
+            response.headers_mut().append(k, v);
+        }
+    }
+    response
+}
+
+fn host_of(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
+fn upstream_call(
+    upstream: &str,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: &Bytes,
+) -> Result<Answer, String> {
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let mut req = agent.request(method, &format!("http://{upstream}{path}"));
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let response = match req.send_bytes(body) {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => return Err(e.to_string()),
+    };
+    let status = response.status();
+    let headers = response
+        .headers_names()
+        .into_iter()
+        .flat_map(|name| {
+            response
+                .all(&name)
+                .into_iter()
+                .map(|v| (name.clone(), v.to_owned()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut bytes = Vec::new();
+    response
+        .into_reader()
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    Ok((status, headers, bytes))
+}
