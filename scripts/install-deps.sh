@@ -11,9 +11,10 @@ WASMTIME_VERSION=48.0.8
 HOIST_CACHE=${HOIST_CACHE:-$HOME/.cache/hoist}
 TOOLS=$HOIST_CACHE/tools
 
-# Debian packages the tests start or call: the CNCF distribution registry, skopeo as the
-# reference client, htpasswd for basic-auth fixtures, curl for the benchmarks.
-APT_PACKAGES=(docker-registry skopeo apache2-utils curl)
+# Debian packages the tests start or call: the CNCF distribution registry, skopeo and
+# podman as reference clients, htpasswd for basic-auth fixtures, curl for the benchmarks,
+# python3-venv for the oras client below.
+APT_PACKAGES=(docker-registry skopeo podman apache2-utils curl python3-venv)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -36,4 +37,13 @@ if ! "$TOOLS/bin/wasmtime" --version 2>/dev/null | grep -q "^wasmtime $WASMTIME_
   CARGO_TARGET_DIR=$HOIST_CACHE/wasmtime-cli-build \
     cargo install --quiet --locked --root "$TOOLS" wasmtime-cli --version "$WASMTIME_VERSION"
   rm -rf "$HOIST_CACHE/wasmtime-cli-build"
+fi
+
+# The Python `oras` client checks artifacts and the referrers API; it lives in its own
+# virtual environment under the cache, pinned.
+ORAS_VERSION=0.2.43
+if ! "$TOOLS/py/bin/python" -c "import oras, sys; sys.exit(oras.__version__ != '$ORAS_VERSION')" 2>/dev/null; then
+  echo "install-deps: python oras $ORAS_VERSION" >&2
+  python3 -m venv "$TOOLS/py"
+  "$TOOLS/py/bin/pip" install --quiet --disable-pip-version-check "oras==$ORAS_VERSION"
 fi

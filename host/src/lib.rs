@@ -1,5 +1,6 @@
 //! Hoist's registry host. It embeds the plugin component with wasmtime and serves the API.
 
 pub mod api;
+pub mod auth;
 pub mod plugin;
 pub mod storage;

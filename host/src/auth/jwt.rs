@@ -1,0 +1,150 @@
+//! The registry's bearer tokens: JWTs with the token spec's `access` claim, issued by the
+//! host's token endpoint and checked by its registry.
+//!
+//! They are signed with HS256 under a 256-bit key kept in the data folder. The issuer
+//! and the only verifier are the same process (or replicas sharing the data folder), so
+//! an asymmetric key would buy nothing but a certificate to manage; clients never verify
+//! registry tokens. Deleting the key file revokes every token at the next start.
+
+use super::scope::Access;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The `iss` of every token.
+pub const ISSUER: &str = "hoist";
+/// The `service` the challenge names and the tokens' `aud`.
+pub const SERVICE: &str = "hoist-registry";
+/// How long a token lives: long enough for a large pull, short enough that a revoked
+/// robot loses access soon.
+pub const TOKEN_TTL_SECS: u64 = 300;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    /// The account the token was issued to; empty for an anonymous token.
+    pub sub: String,
+    pub aud: String,
+    pub exp: u64,
+    pub nbf: u64,
+    pub iat: u64,
+    pub jti: String,
+    pub access: Vec<Access>,
+}
+
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl TokenKeys {
+    /// Loads the signing key from `path`, creating it (readable by its owner only) on
+    /// the first start.
+    pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
+        let key = match std::fs::read(path) {
+            Ok(key) if key.len() >= 32 => key,
+            Ok(_) => {
+                return Err(std::io::Error::other(format!(
+                    "{} is shorter than 32 bytes; delete it to make a new key",
+                    path.display()
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut key = vec![0u8; 32];
+                getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
+                write_private(path, &key)?;
+                key
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Self::from_secret(&key))
+    }
+
+    pub fn from_secret(key: &[u8]) -> Self {
+        Self {
+            encoding: EncodingKey::from_secret(key),
+            decoding: DecodingKey::from_secret(key),
+        }
+    }
+
+    /// A token for `subject` granting `access`, and its lifetime in seconds.
+    pub fn issue(&self, subject: &str, access: Vec<Access>) -> (String, u64) {
+        let now = unix_now();
+        let mut jti = [0u8; 16];
+        getrandom::fill(&mut jti).expect("the OS has randomness");
+        let claims = Claims {
+            iss: ISSUER.into(),
+            sub: subject.into(),
+            aud: SERVICE.into(),
+            exp: now + TOKEN_TTL_SECS,
+            // A little slack for clocks of replicas that disagree.
+            nbf: now.saturating_sub(10),
+            iat: now,
+            jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
+            access,
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing cannot fail");
+        (token, TOKEN_TTL_SECS)
+    }
+
+    /// The claims of a valid, unexpired token of ours.
+    pub fn verify(&self, token: &str) -> Result<Claims, String> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[SERVICE]);
+        validation.validate_nbf = true;
+        validation.leeway = 10;
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::scope::Action;
+
+    #[test]
+    fn tokens_verify_only_with_our_key_and_carry_their_access() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = TokenKeys::load_or_create(&dir.path().join("token.key")).unwrap();
+        let again = TokenKeys::load_or_create(&dir.path().join("token.key")).unwrap();
+        let (token, ttl) = keys.issue("robot$ci", vec![Access::repository("p/a", &[Action::Pull])]);
+        assert_eq!(ttl, TOKEN_TTL_SECS);
+        let claims = again.verify(&token).expect("the same key after a restart");
+        assert_eq!(claims.sub, "robot$ci");
+        assert!(claims.access[0].grants("p/a", Action::Pull));
+        assert!(!claims.access[0].grants("p/a", Action::Push));
+
+        let other = TokenKeys::from_secret(&[7u8; 32]);
+        assert!(other.verify(&token).is_err(), "another key's token is refused");
+        let mut tampered = token.clone();
+        tampered.insert(tampered.len() - 5, 'x');
+        assert!(keys.verify(&tampered).is_err());
+        assert!(keys.verify("not a token").is_err());
+    }
+}

@@ -1,0 +1,126 @@
+//! Scopes as the distribution token spec spells them (`repository:proj/app:pull,push`),
+//! and the actions they grant.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What a caller may do to a repository.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Pull,
+    Push,
+    Delete,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Pull => "pull",
+            Action::Push => "push",
+            Action::Delete => "delete",
+        }
+    }
+
+    /// The token spec's names; `*` is every action, as distribution's `catalog:*`.
+    pub fn parse_list(s: &str) -> Vec<Action> {
+        let mut out = Vec::new();
+        for name in s.split(',') {
+            match name.trim() {
+                "pull" => out.push(Action::Pull),
+                "push" => out.push(Action::Push),
+                "delete" => out.push(Action::Delete),
+                "*" => out.extend([Action::Pull, Action::Push, Action::Delete]),
+                _ => {}
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entry of a token's `access` claim, and of a token request's `scope`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Access {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub actions: Vec<String>,
+}
+
+impl Access {
+    pub fn repository(name: &str, actions: &[Action]) -> Self {
+        Self {
+            kind: "repository".into(),
+            name: name.into(),
+            actions: actions.iter().map(|a| a.as_str().to_owned()).collect(),
+        }
+    }
+
+    /// Parses `type:name:actions`. The name may itself hold a colon (a registry with a
+    /// port), so the type is split off the front and the actions off the back.
+    pub fn parse(scope: &str) -> Option<Self> {
+        let (kind, rest) = scope.split_once(':')?;
+        let (name, actions) = rest.rsplit_once(':')?;
+        if kind.is_empty() || name.is_empty() {
+            return None;
+        }
+        Some(Self {
+            kind: kind.into(),
+            name: name.into(),
+            actions: actions
+                .split(',')
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        })
+    }
+
+    /// Whether this entry grants `action` on the repository `name`.
+    pub fn grants(&self, name: &str, action: Action) -> bool {
+        self.kind == "repository"
+            && self.name == name
+            && self
+                .actions
+                .iter()
+                .any(|a| a == action.as_str() || a == "*")
+    }
+
+    /// The scope string, as a challenge's `scope` parameter carries it.
+    pub fn to_scope(&self) -> String {
+        format!("{}:{}:{}", self.kind, self.name, self.actions.join(","))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_parse_with_ports_and_wildcards() {
+        let a = Access::parse("repository:proj/app:pull,push").unwrap();
+        assert_eq!(a.name, "proj/app");
+        assert!(a.grants("proj/app", Action::Push));
+        assert!(!a.grants("proj/app", Action::Delete));
+        assert!(!a.grants("proj/other", Action::Pull));
+        let port = Access::parse("repository:localhost:5000/proj/app:pull").unwrap();
+        assert_eq!(port.name, "localhost:5000/proj/app");
+        assert_eq!(
+            Access::parse("registry:catalog:*").unwrap().actions,
+            vec!["*"]
+        );
+        assert!(Access::parse("nonsense").is_none());
+        assert_eq!(
+            Action::parse_list("push,pull,bogus,pull"),
+            vec![Action::Pull, Action::Push]
+        );
+        assert_eq!(a.to_scope(), "repository:proj/app:pull,push");
+    }
+}
