@@ -2,5 +2,6 @@
 
 pub mod api;
 pub mod auth;
+pub mod outbound;
 pub mod plugin;
 pub mod storage;

@@ -4,7 +4,11 @@
 //! pre-instantiated template, with a memory cap and an epoch deadline, so a misbehaving
 //! plugin can fail one call and nothing else.
 
+use crate::outbound::client::Clients;
+use crate::outbound::egress::EgressPolicy;
+use crate::outbound::{HostCredential, ImportNet, Internal};
 use anyhow::{Context, Result, anyhow, bail};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,12 +47,24 @@ const ADVANCE_BUDGET_MS: u32 = 200;
 const ADVANCE_GRACE: Duration = Duration::from_secs(10);
 /// The most linear memory one plugin instance may grow to.
 const MEMORY_LIMIT: usize = 64 << 20;
+/// Connecting to a registry; the plugin's own timeouts cover everything after.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A loaded plugin, ready to be instantiated for each call.
 #[derive(Clone)]
 pub struct PluginRuntime {
     engine: Engine,
     pre: Arc<PluginPre<PluginState>>,
+    /// The pooled client and egress policy every import's requests go through.
+    clients: Clients,
+}
+
+/// What the host lends one import: credentials it adds at the `wasi:http` boundary, and
+/// the in-process route to its own registry.
+#[derive(Default)]
+pub struct ImportAccess {
+    pub credentials: Vec<HostCredential>,
+    pub internal: Option<Internal>,
 }
 
 /// What one instance of the plugin owns in the host.
@@ -57,6 +73,7 @@ pub struct PluginState {
     http: WasiHttpCtx,
     table: ResourceTable,
     limits: StoreLimits,
+    net: ImportNet,
 }
 
 impl WasiView for PluginState {
@@ -73,7 +90,7 @@ impl WasiHttpView for PluginState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: Default::default(),
+            hooks: &mut self.net,
         }
     }
 }
@@ -93,7 +110,17 @@ impl PluginRuntime {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        Self::from_bytes_with_config(bytes, |_| {})
+    }
+
+    /// [`PluginRuntime::from_bytes`], with a say in the engine's configuration: tests use
+    /// it to give the guest memory they can inspect afterwards.
+    pub fn from_bytes_with_config(
+        bytes: &[u8],
+        configure: impl FnOnce(&mut Config),
+    ) -> Result<Self> {
         let mut config = Config::new();
+        configure(&mut config);
         config.epoch_interruption(true);
         let engine = Engine::new(&config)?;
         let component = Component::new(&engine, bytes)
@@ -117,17 +144,32 @@ impl PluginRuntime {
                     std::thread::sleep(EPOCH_TICK);
                 }
             })?;
+        let clients = Clients::new(
+            EgressPolicy::default(),
+            &HashMap::new(),
+            DEFAULT_CONNECT_TIMEOUT,
+        )
+        .map_err(|e| anyhow!(e))?;
         Ok(Self {
             engine,
             pre: Arc::new(pre),
+            clients,
         })
     }
 
-    fn store(&self) -> Store<PluginState> {
+    /// Sends the plugin's requests through `clients`: their egress policy, their
+    /// trusted CAs. Without this, only public addresses are reachable.
+    pub fn with_network(mut self, clients: Clients) -> Self {
+        self.clients = clients;
+        self
+    }
+
+    fn store(&self, access: ImportAccess) -> Store<PluginState> {
         let state = PluginState {
             wasi: WasiCtx::builder().build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
+            net: ImportNet::new(self.clients.clone(), access.credentials, access.internal),
             limits: StoreLimitsBuilder::new()
                 .memory_size(MEMORY_LIMIT)
                 .instances(4)
@@ -142,7 +184,7 @@ impl PluginRuntime {
 
     /// Parses an image reference with the plugin.
     pub async fn parse(&self, input: &str) -> Result<Result<ImageReference, PluginError>> {
-        let mut store = self.store();
+        let mut store = self.store(ImportAccess::default());
         let plugin = self.pre.instantiate_async(&mut store).await?;
         plugin
             .hoist_plugin_reference()
@@ -160,7 +202,7 @@ impl PluginRuntime {
         target_image: Option<&str>,
         target_tag: Option<&str>,
     ) -> Result<Result<TargetName, PluginError>> {
-        let mut store = self.store();
+        let mut store = self.store(ImportAccess::default());
         let plugin = self.pre.instantiate_async(&mut store).await?;
         plugin
             .hoist_plugin_reference()
@@ -177,9 +219,37 @@ impl PluginRuntime {
     pub async fn import(
         &self,
         request: &ImportRequest,
+        on_status: impl FnMut(&Status) -> bool,
+    ) -> Result<Status> {
+        self.import_with(request, ImportAccess::default(), on_status)
+            .await
+    }
+
+    /// [`PluginRuntime::import`], with credentials and routes lent by the host.
+    pub async fn import_with(
+        &self,
+        request: &ImportRequest,
+        access: ImportAccess,
+        on_status: impl FnMut(&Status) -> bool,
+    ) -> Result<Status> {
+        let mut store = self.store(access);
+        let mut status = self.drive(&mut store, request, on_status).await?;
+        // The plugin knows a request was refused; the host knows why. Name the class of
+        // address, which is what an admin needs to decide.
+        if let Some(PluginError::DeniedByPolicy(message)) = &mut status.error
+            && let Some(denied) = store.data().net.denials().first()
+        {
+            *message = format!("{message}: {denied}");
+        }
+        Ok(status)
+    }
+
+    async fn drive(
+        &self,
+        mut store: &mut Store<PluginState>,
+        request: &ImportRequest,
         mut on_status: impl FnMut(&Status) -> bool,
     ) -> Result<Status> {
-        let mut store = self.store();
         let plugin = self.pre.instantiate_async(&mut store).await?;
         let api = plugin.hoist_plugin_importer().task();
         let task = match api.call_start(&mut store, request).await? {

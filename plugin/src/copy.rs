@@ -3,7 +3,7 @@
 //! a tag whose content is incomplete.
 
 use crate::executor::{Executor, now};
-use crate::http::{BodyStream, Response, SpliceError, Timeouts, Upload};
+use crate::http::{BodyStream, HttpError, Response, SpliceError, Timeouts, Upload};
 use crate::manifest::{self, Filtered, Parsed, PlatformFilter};
 use crate::progress::{BlobProgress, BlobState, ImportError, Phase, Status};
 use crate::reference::Reference;
@@ -665,8 +665,11 @@ impl Job {
                 Err(SpliceError::Answered(response)) => return Ok(response),
             }
         }
-        upload.finish().await.map_err(|e| {
-            ImportError::Network(format!("uploading {} to {dst_reg}: {e}", blob.digest))
+        upload.finish().await.map_err(|e| match e {
+            HttpError::Denied(m) => {
+                ImportError::DeniedByPolicy(format!("uploading {} to {dst_reg}: {m}", blob.digest))
+            }
+            e => ImportError::Network(format!("uploading {} to {dst_reg}: {e}", blob.digest)),
         })
     }
 }

@@ -80,6 +80,9 @@ const SPLICE_CHUNK: u64 = 4 << 20;
 pub enum HttpError {
     /// The request could not be sent or the response not received.
     Transport(String),
+    /// The host refused to send the request: its egress policy forbids the destination.
+    /// Retrying cannot help.
+    Denied(String),
     /// A body was longer than the caller allows.
     TooLarge { limit: u64 },
 }
@@ -87,7 +90,7 @@ pub enum HttpError {
 impl std::fmt::Display for HttpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            HttpError::Transport(m) => f.write_str(m),
+            HttpError::Transport(m) | HttpError::Denied(m) => f.write_str(m),
             HttpError::TooLarge { limit } => {
                 write!(f, "the body is over the limit of {limit} bytes")
             }
@@ -96,7 +99,12 @@ impl std::fmt::Display for HttpError {
 }
 
 fn transport(e: ErrorCode) -> HttpError {
-    HttpError::Transport(describe(&e))
+    match e {
+        ErrorCode::DestinationIpProhibited | ErrorCode::HttpRequestDenied => {
+            HttpError::Denied(describe(&e))
+        }
+        e => HttpError::Transport(describe(&e)),
+    }
 }
 
 /// A human sentence for a `wasi:http` error code.
@@ -113,6 +121,9 @@ fn describe(e: &ErrorCode) -> String {
         ErrorCode::TlsProtocolError => "TLS handshake failed".into(),
         ErrorCode::TlsCertificateError => "the TLS certificate was not accepted".into(),
         ErrorCode::HttpRequestDenied => "the host refused to send this request".into(),
+        ErrorCode::DestinationIpProhibited => {
+            "the host's egress policy forbids this destination".into()
+        }
         ErrorCode::InternalError(Some(m)) => m.clone(),
         other => format!("{other:?}"),
     }

@@ -169,6 +169,13 @@ impl Client {
             let result = http::send(&req, body, &self.settings.timeouts).await;
             let response = match result {
                 Ok(r) => r,
+                Err(HttpError::Denied(m)) => {
+                    return Err(ImportError::DeniedByPolicy(format!(
+                        "{} {}: {m}",
+                        method_name(&method),
+                        url.redacted()
+                    )));
+                }
                 Err(e) => {
                     attempt += 1;
                     if attempt > self.settings.max_retries {
@@ -332,6 +339,12 @@ impl Client {
                     sleep(retry::delay(attempt, random_unit(), None)).await;
                 }
                 Ok(r) => break r,
+                Err(HttpError::Denied(m)) => {
+                    return Err(ImportError::DeniedByPolicy(format!(
+                        "the token service of {registry} at {}: {m}",
+                        url.authority
+                    )));
+                }
                 Err(e) if attempt < self.settings.max_retries => {
                     attempt += 1;
                     let _ = e;

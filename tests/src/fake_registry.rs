@@ -2,7 +2,7 @@
 //! misbehaves in the one way a test asks for. Everything else uses real registries.
 
 use crate::images::sha256;
-use crate::serve;
+use crate::{serve, serve_on};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -28,6 +28,9 @@ pub enum Fault {
     AlwaysServerError,
     /// Requests need Basic credentials, and layer GETs redirect (307) to another host.
     RedirectToCdn,
+    /// Layer GETs redirect (307) to a CDN at 127.0.0.2, another loopback address, which an
+    /// egress policy that allows only 127.0.0.1 refuses.
+    RedirectToOtherAddress,
     /// The manifest is over 4 MiB.
     HugeManifest,
     /// The manifest is Docker schema 1.
@@ -118,11 +121,11 @@ impl FakeRegistry {
             cdn_port: Mutex::new(0),
             cdn_authorization: Mutex::new(Vec::new()),
         });
-        if fault == Fault::RedirectToCdn {
+        if matches!(fault, Fault::RedirectToCdn | Fault::RedirectToOtherAddress) {
             let cdn = Router::new()
                 .route("/cdn/{digest}", get(cdn_blob))
                 .with_state(inner.clone());
-            *inner.cdn_port.lock().unwrap() = serve(cdn);
+            *inner.cdn_port.lock().unwrap() = serve_on(cdn_ip(fault), cdn);
         }
         let app = Router::new()
             .route("/v2/", get(|| async { "{}" }))
@@ -240,11 +243,12 @@ async fn blob(
         .map(str::to_owned);
     inner.ranges.lock().unwrap().push(range.clone());
     match inner.fault {
-        Fault::RedirectToCdn => {
+        Fault::RedirectToCdn | Fault::RedirectToOtherAddress => {
             let port = *inner.cdn_port.lock().unwrap();
+            let ip = cdn_ip(inner.fault);
             (
                 StatusCode::TEMPORARY_REDIRECT,
-                [("location", format!("http://127.0.0.1:{port}/cdn/{digest}"))],
+                [("location", format!("http://{ip}:{port}/cdn/{digest}"))],
             )
                 .into_response()
         }
@@ -305,6 +309,14 @@ async fn blob(
                 .into_response()
         }
         _ => ranged(&inner.layer, range.as_deref()),
+    }
+}
+
+fn cdn_ip(fault: Fault) -> &'static str {
+    if fault == Fault::RedirectToOtherAddress {
+        "127.0.0.2"
+    } else {
+        "127.0.0.1"
     }
 }
 

@@ -4,11 +4,14 @@
 
 pub mod fake_registry;
 pub mod fault_proxy;
+pub mod guest_memory;
 pub mod images;
 pub mod registry;
 pub mod skopeo;
 pub mod token_server;
 
+use hoist_host::outbound::client::Clients;
+use hoist_host::outbound::egress::{Cidr, EgressPolicy};
 use hoist_host::plugin::{
     Credential, ImportRequest, Options, PluginRuntime, RegistryEndpoints, Status,
 };
@@ -81,7 +84,12 @@ pub fn wait_until(deadline: Duration, what: &str, mut ready: impl FnMut() -> boo
 /// Serves `app` on a loopback port from a thread and runtime of its own, so test servers
 /// keep answering whatever the test's own runtime is doing. Returns the port.
 pub fn serve(app: axum::Router) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    serve_on("127.0.0.1", app)
+}
+
+/// [`serve`], on another loopback address (`127.0.0.2`, …).
+pub fn serve_on(ip: &str, app: axum::Router) -> u16 {
+    let listener = TcpListener::bind((ip, 0)).unwrap();
     let port = listener.local_addr().unwrap().port();
     listener.set_nonblocking(true).unwrap();
     std::thread::spawn(move || {
@@ -101,8 +109,23 @@ pub fn serve(app: axum::Router) -> u16 {
 pub fn plugin() -> &'static PluginRuntime {
     static PLUGIN: OnceLock<PluginRuntime> = OnceLock::new();
     PLUGIN.get_or_init(|| {
-        PluginRuntime::from_file(std::path::Path::new(PLUGIN_WASM)).expect("the plugin loads")
+        PluginRuntime::from_file(std::path::Path::new(PLUGIN_WASM))
+            .expect("the plugin loads")
+            .with_network(loopback_clients())
     })
+}
+
+/// The pooled client with the test registries' loopback addresses allowed, as an admin
+/// would allow a registry on their own network.
+pub fn loopback_clients() -> Clients {
+    Clients::new(
+        EgressPolicy {
+            allowed: vec![Cidr::parse("127.0.0.0/8").unwrap()],
+        },
+        &Default::default(),
+        Duration::from_secs(15),
+    )
+    .unwrap()
 }
 
 /// An import request from `source` to `target`, with the given registries reached over

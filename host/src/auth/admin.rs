@@ -55,8 +55,12 @@ pub fn resolve(
         return Ok((AdminPassword(password), Source::Given));
     }
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the admin password file {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "cannot read the admin password file {}: {e}",
+                path.display()
+            )
+        })?;
         let password = text.trim_end_matches(['\r', '\n']).to_owned();
         if password.is_empty() {
             return Err(format!(
@@ -67,10 +71,12 @@ pub fn resolve(
         return Ok((AdminPassword(password), Source::File(path.to_owned())));
     }
     if !development {
-        return Err("no admin password: set HOIST_ADMIN_PASSWORD or HOIST_ADMIN_PASSWORD_FILE \
+        return Err(
+            "no admin password: set HOIST_ADMIN_PASSWORD or HOIST_ADMIN_PASSWORD_FILE \
                     (or admin_password_file in the configuration), or start with --dev to \
                     generate one for local use"
-            .into());
+                .into(),
+        );
     }
     let path = data_dir.join(GENERATED_FILE);
     if let Ok(text) = std::fs::read_to_string(&path) {
@@ -123,6 +129,9 @@ mod tests {
         assert!(matches!(source, Source::Generated { .. }));
         let (second, source) = resolve(None, None, true, dir.path()).unwrap();
         assert!(matches!(source, Source::Kept(_)));
-        assert!(second.check(first.expose()), "the same password after a restart");
+        assert!(
+            second.check(first.expose()),
+            "the same password after a restart"
+        );
     }
 }

@@ -141,7 +141,10 @@ mod tests {
         assert!(!claims.access[0].grants("p/a", Action::Push));
 
         let other = TokenKeys::from_secret(&[7u8; 32]);
-        assert!(other.verify(&token).is_err(), "another key's token is refused");
+        assert!(
+            other.verify(&token).is_err(),
+            "another key's token is refused"
+        );
         let mut tampered = token.clone();
         tampered.insert(tampered.len() - 5, 'x');
         assert!(keys.verify(&tampered).is_err());

@@ -20,6 +20,16 @@ use sha2::{Digest as _, Sha256};
 /// robot can never be mistaken for the admin.
 pub const ROBOT_PREFIX: &str = "robot$";
 
+/// The right an import holds on the host's own registry: push into its target project.
+/// Its requests are served in-process and carry this as a request extension, which no
+/// network client can set, instead of any credential.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InternalGrant {
+    pub project: String,
+    /// The task, for the audit trail.
+    pub task: String,
+}
+
 /// A robot's rights on one project.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectScope {
@@ -103,7 +113,10 @@ pub fn project_of(repository: &str) -> &str {
 /// What an Authorization header holds.
 pub enum Presented {
     None,
-    Basic { user: String, password: String },
+    Basic {
+        user: String,
+        password: String,
+    },
     Bearer(String),
     /// Present but unreadable: the caller gets 401, not anonymous rights.
     Malformed,
@@ -149,7 +162,10 @@ pub fn secrets_match(given: &str, expected: &str) -> bool {
         Sha256::digest(given.as_bytes()),
         Sha256::digest(expected.as_bytes()),
     );
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// A new robot secret: 256 random bits, printable.

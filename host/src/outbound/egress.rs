@@ -1,0 +1,242 @@
+//! The egress policy: which addresses an import may reach.
+//!
+//! An import names its source, so without a policy anyone who may import could make the
+//! host fetch from its own network (SSRF): the cloud metadata service, an admin port on
+//! loopback, a database on the private network. Every address a connection would use is
+//! checked after DNS resolution, and the connection goes to the checked address only, so
+//! a DNS answer that changes between the check and the connection (rebinding) cannot
+//! slip a private address through. Redirects are new requests and are checked again.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// A class of address that imports may not reach unless the configuration allows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    Loopback,
+    Private,
+    LinkLocal,
+    SharedCgnat,
+    Metadata,
+    Unspecified,
+    Multicast,
+    Reserved,
+}
+
+impl Refused {
+    /// The class as an admin reads it in an error.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Refused::Loopback => "a loopback address",
+            Refused::Private => "a private-network address",
+            Refused::LinkLocal => "a link-local address",
+            Refused::SharedCgnat => "a carrier-grade NAT (100.64.0.0/10) address",
+            Refused::Metadata => "the cloud metadata service",
+            Refused::Unspecified => "an unspecified address",
+            Refused::Multicast => "a multicast or broadcast address",
+            Refused::Reserved => "a reserved or documentation address",
+        }
+    }
+}
+
+/// An allowed network: an address and a prefix length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an address or CIDR block (like 10.0.0.0/8)"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|&p| p <= max)
+                .ok_or_else(|| format!("{s:?} has a prefix length outside 0..={max}"))?,
+            None => max,
+        };
+        Ok(Self { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, canonical(ip)) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Which addresses imports may reach: every public address, plus the networks the
+/// configuration allows.
+#[derive(Clone, Debug, Default)]
+pub struct EgressPolicy {
+    pub allowed: Vec<Cidr>,
+}
+
+impl EgressPolicy {
+    /// Whether `ip` may be reached; if not, the class that forbids it.
+    pub fn check(&self, ip: IpAddr) -> Result<(), Refused> {
+        match classify(ip) {
+            None => Ok(()),
+            Some(_) if self.allowed.iter().any(|c| c.contains(ip)) => Ok(()),
+            Some(class) => Err(class),
+        }
+    }
+}
+
+/// IPv4 addresses written as IPv6 (`::ffff:10.0.0.1`) are the IPv4 address they name.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+/// The class of a non-public address, or None for a public one.
+pub fn classify(ip: IpAddr) -> Option<Refused> {
+    match canonical(ip) {
+        IpAddr::V4(v4) => classify_v4(v4),
+        IpAddr::V6(v6) => classify_v6(v6),
+    }
+}
+
+fn classify_v4(ip: Ipv4Addr) -> Option<Refused> {
+    let [a, b, ..] = ip.octets();
+    if ip == Ipv4Addr::new(169, 254, 169, 254) {
+        Some(Refused::Metadata)
+    } else if ip.is_unspecified() || a == 0 {
+        Some(Refused::Unspecified)
+    } else if ip.is_loopback() {
+        Some(Refused::Loopback)
+    } else if ip.is_private() {
+        Some(Refused::Private)
+    } else if ip.is_link_local() {
+        Some(Refused::LinkLocal)
+    } else if a == 100 && (64..128).contains(&b) {
+        Some(Refused::SharedCgnat)
+    } else if ip.is_multicast() || ip.is_broadcast() {
+        Some(Refused::Multicast)
+    } else if ip.is_documentation()
+        || a >= 240
+        || (a == 192 && b == 0 && ip.octets()[2] == 0)
+        || (a == 198 && (18..20).contains(&b))
+    {
+        Some(Refused::Reserved)
+    } else {
+        None
+    }
+}
+
+fn classify_v6(ip: Ipv6Addr) -> Option<Refused> {
+    let first = ip.segments()[0];
+    if ip.is_unspecified() {
+        Some(Refused::Unspecified)
+    } else if ip.is_loopback() {
+        Some(Refused::Loopback)
+    } else if ip == "fd00:ec2::254".parse::<Ipv6Addr>().expect("a literal") {
+        Some(Refused::Metadata)
+    } else if first & 0xfe00 == 0xfc00 {
+        // Unique local addresses: IPv6's private networks.
+        Some(Refused::Private)
+    } else if first & 0xffc0 == 0xfe80 {
+        Some(Refused::LinkLocal)
+    } else if ip.is_multicast() {
+        Some(Refused::Multicast)
+    } else if first == 0x2001 && ip.segments()[1] == 0x0db8 {
+        Some(Refused::Reserved)
+    } else if first == 0x0064 && ip.segments()[1] == 0xff9b {
+        // NAT64 embeds an IPv4 address; judge that one.
+        let s = ip.segments();
+        classify_v4(Ipv4Addr::new(
+            (s[6] >> 8) as u8,
+            s[6] as u8,
+            (s[7] >> 8) as u8,
+            s[7] as u8,
+        ))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(s: &str) -> Option<Refused> {
+        classify(s.parse().unwrap())
+    }
+
+    #[test]
+    fn every_internal_class_is_refused_and_public_addresses_pass() {
+        assert_eq!(class("127.0.0.1"), Some(Refused::Loopback));
+        assert_eq!(class("::1"), Some(Refused::Loopback));
+        assert_eq!(class("10.1.2.3"), Some(Refused::Private));
+        assert_eq!(class("172.16.0.1"), Some(Refused::Private));
+        assert_eq!(class("192.168.1.1"), Some(Refused::Private));
+        assert_eq!(class("fd12::1"), Some(Refused::Private));
+        assert_eq!(class("169.254.1.1"), Some(Refused::LinkLocal));
+        assert_eq!(class("fe80::1"), Some(Refused::LinkLocal));
+        assert_eq!(class("100.64.0.1"), Some(Refused::SharedCgnat));
+        assert_eq!(class("169.254.169.254"), Some(Refused::Metadata));
+        assert_eq!(class("0.0.0.0"), Some(Refused::Unspecified));
+        assert_eq!(class("::"), Some(Refused::Unspecified));
+        assert_eq!(class("::ffff:10.0.0.1"), Some(Refused::Private), "mapped");
+        assert_eq!(class("64:ff9b::7f00:1"), Some(Refused::Loopback), "NAT64");
+        assert_eq!(class("224.0.0.1"), Some(Refused::Multicast));
+        assert_eq!(class("8.8.8.8"), None);
+        assert_eq!(class("100.128.0.1"), None, "just outside CGNAT");
+        assert_eq!(class("2606:4700::1111"), None);
+    }
+
+    #[test]
+    fn the_configuration_can_allow_networks() {
+        let policy = EgressPolicy {
+            allowed: vec![
+                Cidr::parse("127.0.0.0/8").unwrap(),
+                Cidr::parse("10.20.0.0/16").unwrap(),
+            ],
+        };
+        assert!(policy.check("127.0.0.1".parse().unwrap()).is_ok());
+        assert!(policy.check("::ffff:127.0.0.1".parse().unwrap()).is_ok());
+        assert!(policy.check("10.20.3.4".parse().unwrap()).is_ok());
+        assert_eq!(
+            policy.check("10.21.0.1".parse().unwrap()),
+            Err(Refused::Private)
+        );
+        assert_eq!(
+            policy.check("169.254.169.254".parse().unwrap()),
+            Err(Refused::Metadata)
+        );
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        assert!(Cidr::parse("nope").is_err());
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("1.2.3.4".parse().unwrap())
+        );
+    }
+}
