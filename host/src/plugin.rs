@@ -113,19 +113,42 @@ impl PluginRuntime {
         Self::from_bytes_with_config(bytes, |_| {})
     }
 
+    /// Loads the plugin given by path, or the built-in one, keeping its compiled form in
+    /// `cache_dir`: compiling takes seconds, loading the compiled artifact milliseconds.
+    pub fn load(path: Option<&Path>, cache_dir: &Path) -> Result<Self> {
+        let bytes = match path {
+            Some(path) => std::fs::read(path)
+                .with_context(|| format!("reading the plugin component {}", path.display()))?,
+            None => BUILTIN.to_vec(),
+        };
+        Self::build(&bytes, Some(cache_dir), |_| {}).with_context(|| match path {
+            Some(path) => format!("loading the plugin {}", path.display()),
+            None => "loading the built-in plugin".into(),
+        })
+    }
+
     /// [`PluginRuntime::from_bytes`], with a say in the engine's configuration: tests use
     /// it to give the guest memory they can inspect afterwards.
     pub fn from_bytes_with_config(
         bytes: &[u8],
         configure: impl FnOnce(&mut Config),
     ) -> Result<Self> {
+        Self::build(bytes, None, configure)
+    }
+
+    fn build(
+        bytes: &[u8],
+        cache_dir: Option<&Path>,
+        configure: impl FnOnce(&mut Config),
+    ) -> Result<Self> {
         let mut config = Config::new();
         configure(&mut config);
         config.epoch_interruption(true);
         let engine = Engine::new(&config)?;
-        let component = Component::new(&engine, bytes)
-            .map_err(anyhow::Error::from)
-            .context("the file is not a valid WebAssembly component")?;
+        let component = match cache_dir {
+            Some(dir) => compile_cached(&engine, bytes, dir)?,
+            None => compile(&engine, bytes)?,
+        };
         check_contract_version(&engine, &component)?;
 
         let mut linker = Linker::new(&engine);
@@ -277,6 +300,60 @@ impl PluginRuntime {
             }
         }
     }
+}
+
+fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component> {
+    Component::new(engine, bytes)
+        .map_err(anyhow::Error::from)
+        .context("the file is not a valid WebAssembly component")
+}
+
+/// Compiles `bytes`, or loads the artifact an earlier start compiled from the same bytes
+/// with a compatible engine. The artifact is native code that is loaded without checks,
+/// so the cache folder must be as trusted as the host's binary: it lives in the data
+/// folder, which only the host writes.
+fn compile_cached(engine: &Engine, bytes: &[u8], dir: &Path) -> Result<Component> {
+    use sha2::{Digest as _, Sha256};
+    use std::hash::{Hash as _, Hasher as _};
+    let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
+    engine
+        .precompile_compatibility_hash()
+        .hash(&mut engine_hash);
+    let content: String = Sha256::digest(bytes)[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let path = dir.join(format!(
+        "plugin-{content}-{:016x}.cwasm",
+        engine_hash.finish()
+    ));
+    if path.exists() {
+        // SAFETY: the file was written by `Component::serialize` of this host (see the
+        // trust note above), and its name binds it to these bytes and this engine.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(component) => return Ok(component),
+            Err(e) => tracing::warn!(
+                path = %path.display(),
+                error = %e,
+                "the compiled plugin cache is unusable; compiling again"
+            ),
+        }
+    }
+    let component = compile(engine, bytes)?;
+    let written = component
+        .serialize()
+        .map_err(anyhow::Error::from)
+        .and_then(|artifact| {
+            std::fs::create_dir_all(dir)?;
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, artifact)?;
+            std::fs::rename(&tmp, &path)?;
+            Ok(())
+        });
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "cannot cache the compiled plugin; the next start compiles again");
+    }
+    Ok(component)
 }
 
 /// The status of an import that `start` refused.

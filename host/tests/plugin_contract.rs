@@ -177,3 +177,39 @@ fn the_plugin_imports_only_wasi_0_2() {
         "the plugin speaks HTTP through wasi:http: {imports:?}"
     );
 }
+
+#[tokio::test]
+async fn the_compiled_plugin_is_cached_and_a_broken_cache_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    PluginRuntime::load(None, dir.path()).unwrap();
+    let compiled = started.elapsed();
+    let artifacts: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    assert_eq!(artifacts.len(), 1, "{artifacts:?}");
+
+    let started = std::time::Instant::now();
+    let cached = PluginRuntime::load(None, dir.path()).unwrap();
+    let loaded = started.elapsed();
+    eprintln!("compile {compiled:?}, load from cache {loaded:?}");
+    assert_eq!(
+        cached.parse("nginx").await.unwrap().unwrap().canonical,
+        "docker.io/library/nginx:latest"
+    );
+
+    // The artifact is mapped while a runtime uses it; it is only ever replaced by a
+    // rename, as the host itself does, never rewritten in place.
+    drop(cached);
+    let broken = dir.path().join("broken");
+    std::fs::write(&broken, b"garbage").unwrap();
+    std::fs::rename(&broken, &artifacts[0]).unwrap();
+    let rebuilt = PluginRuntime::load(None, dir.path()).unwrap();
+    assert!(rebuilt.parse("nginx").await.unwrap().is_ok());
+    assert!(
+        std::fs::read(&artifacts[0]).unwrap().len() > 1000,
+        "the broken artifact was replaced"
+    );
+}
