@@ -4,4 +4,5 @@ pub mod api;
 pub mod auth;
 pub mod outbound;
 pub mod plugin;
+pub mod secrets;
 pub mod storage;
