@@ -6,3 +6,4 @@ pub mod outbound;
 pub mod plugin;
 pub mod secrets;
 pub mod storage;
+pub mod tasks;
