@@ -2,8 +2,14 @@
 
 pub mod api;
 pub mod auth;
+pub mod config;
+pub mod gc;
+pub mod metadata;
+pub mod metrics;
 pub mod outbound;
 pub mod plugin;
+pub mod registry;
 pub mod secrets;
+pub mod server;
 pub mod storage;
 pub mod tasks;

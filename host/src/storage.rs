@@ -11,6 +11,7 @@ use sha2::{Digest as _, Sha256};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 /// Why committing an upload failed.
 #[derive(Debug)]
@@ -43,6 +44,9 @@ pub trait Storage: Send + Sync + 'static {
     fn delete_blob(&self, digest: &str) -> io::Result<bool>;
     /// Every committed blob's digest.
     fn list_blobs(&self) -> io::Result<Vec<String>>;
+    /// When a committed blob was last written. Committing the same digest again renews
+    /// it, which the garbage collector's grace period relies on.
+    fn blob_modified(&self, digest: &str) -> io::Result<Option<SystemTime>>;
 
     /// Starts an upload session and returns its id.
     fn start_upload(&self) -> io::Result<String>;
@@ -53,6 +57,10 @@ pub trait Storage: Send + Sync + 'static {
     /// Verifies the session's data against `digest` and makes it a blob.
     fn commit(&self, id: &str, digest: &str) -> Result<u64, CommitError>;
     fn cancel_upload(&self, id: &str) -> io::Result<bool>;
+    /// Every upload session, with when it last received data.
+    fn list_uploads(&self) -> io::Result<Vec<(String, SystemTime)>>;
+    /// Checks that the store can be written to, for `/readyz`.
+    fn probe(&self) -> io::Result<()>;
 }
 
 /// Blobs on the local file system.
@@ -178,6 +186,17 @@ impl Storage for FsStorage {
         Ok(out)
     }
 
+    fn blob_modified(&self, digest: &str) -> io::Result<Option<SystemTime>> {
+        let Some(path) = self.blob_path(digest) else {
+            return Ok(None);
+        };
+        match fs::metadata(path) {
+            Ok(m) => Ok(Some(m.modified()?)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn start_upload(&self) -> io::Result<String> {
         let id = random_id();
         let dir = self.root.join("uploads").join(&id);
@@ -237,6 +256,35 @@ impl Storage for FsStorage {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    fn list_uploads(&self) -> io::Result<Vec<(String, SystemTime)>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(self.root.join("uploads"))? {
+            let entry = entry?;
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let Some(dir) = self.upload_dir(&id) else {
+                continue;
+            };
+            // The data file's time is the last append; a session whose data file is
+            // gone (a crash between creating the folder and the file) counts by its
+            // folder.
+            let modified = match fs::metadata(dir.join("data")) {
+                Ok(m) => m.modified()?,
+                Err(_) => entry.metadata()?.modified()?,
+            };
+            out.push((id, modified));
+        }
+        Ok(out)
+    }
+
+    fn probe(&self) -> io::Result<()> {
+        let path = self.root.join("tmp").join(format!("probe-{}", random_id()));
+        let mut file = File::create(&path)?;
+        let written = file.write_all(b"ok").and_then(|()| file.sync_all());
+        drop(file);
+        let removed = fs::remove_file(&path);
+        written.and(removed)
     }
 }
 

@@ -36,6 +36,19 @@ pub fn exists(reference: &str) -> bool {
     .is_ok()
 }
 
+/// Whether the reference exists, asked with credentials.
+pub fn exists_with(reference: &str, creds: &str) -> bool {
+    run(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--creds",
+        creds,
+        &format!("docker://{reference}"),
+    ])
+    .is_ok()
+}
+
 /// Pulls every platform of `reference` into a directory, which makes skopeo fetch and
 /// verify every blob.
 pub fn pull_all(reference: &str) {

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod jwt;
+pub mod registry_access;
 pub mod scope;
 
 use base64::Engine as _;

@@ -305,6 +305,8 @@ impl TaskRunner {
         }
         progress.send_replace(task.clone());
 
+        // What the host noted (a restart) stays beside what the plugin reports.
+        let host_notes = task.warnings.clone();
         let outcome = match self.request_and_access(&task) {
             Ok((request, access)) => {
                 let mut last_persist = Instant::now();
@@ -313,6 +315,7 @@ impl TaskRunner {
                     .plugin
                     .import_with(&request, access, |status| {
                         task.apply(status);
+                        task.warnings.splice(0..0, host_notes.iter().cloned());
                         progress.send_replace(task.clone());
                         if last_persist.elapsed() >= PERSIST_EVERY {
                             last_persist = Instant::now();
@@ -330,6 +333,7 @@ impl TaskRunner {
         match outcome {
             Ok(status) => {
                 task.apply(&status);
+                task.warnings.splice(0..0, host_notes.iter().cloned());
                 task.state = match status.phase {
                     crate::plugin::Phase::Done => TaskState::Succeeded,
                     crate::plugin::Phase::Cancelled => TaskState::Cancelled,

@@ -1,0 +1,67 @@
+//! Who is calling the API: the admin (Basic), or the holder of a token from the
+//! registry's token endpoint (Bearer); anyone else is anonymous. A wrong password is a
+//! 401, never a silent fall back to anonymous.
+
+use super::{ApiError, AppState};
+use crate::auth::admin::ADMIN_USER;
+use crate::auth::{Caller, Presented, presented};
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+
+pub struct ApiCaller(pub Caller);
+
+impl FromRequestParts<AppState> for ApiCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let refused = || {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the credentials were not accepted; sign in as the admin, or use a token",
+            )
+        };
+        match presented(header) {
+            Presented::None => Ok(ApiCaller(Caller::Anonymous)),
+            Presented::Basic { user, password } => {
+                if user == ADMIN_USER && state.admin.check(&password) {
+                    Ok(ApiCaller(Caller::Admin))
+                } else {
+                    Err(refused())
+                }
+            }
+            Presented::Bearer(token) => match state.keys.verify(&token) {
+                Ok(claims) if claims.sub == ADMIN_USER => Ok(ApiCaller(Caller::Admin)),
+                Ok(claims) => Ok(ApiCaller(Caller::Token(claims))),
+                Err(_) => Err(refused()),
+            },
+            Presented::Malformed => Err(refused()),
+        }
+    }
+}
+
+impl ApiCaller {
+    /// 401 for an anonymous caller, 403 for one without the right.
+    pub fn require(&self, allowed: bool, what: &str) -> Result<(), ApiError> {
+        if allowed {
+            Ok(())
+        } else if self.0.is_anonymous() {
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                format!("{what} needs a signed-in user; pass credentials"),
+            ))
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("{} may not {what}", self.0.name()),
+            ))
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Authentication and authorisation for the registry API, the way distribution's token
+//! auth does it: `/v2/` answers 401 with a Bearer challenge, `/token` issues JWTs whose
+//! `access` claim lists what the caller may do, and every request is checked against
+//! them. Basic credentials are accepted directly too, and anonymous callers may pull
+//! from public projects. An in-process import carries an [`InternalGrant`] instead.
+
+use super::admin::{ADMIN_USER, AdminPassword};
+use super::jwt::{SERVICE, TokenKeys};
+use super::scope::{Access, Action};
+use super::{Caller, InternalGrant, Presented, presented, project_of};
+use crate::metadata::Metadata;
+use crate::registry::errors::{RegistryError, Result};
+use crate::registry::{Authorizer, Target};
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct RegistryAccess {
+    pub admin: AdminPassword,
+    pub keys: TokenKeys,
+    pub metadata: Arc<Metadata>,
+}
+
+impl RegistryAccess {
+    /// Who sent these headers; None for credentials that do not check out.
+    pub fn caller(&self, headers: &HeaderMap) -> Option<Caller> {
+        let header = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        match presented(header) {
+            Presented::None => Some(Caller::Anonymous),
+            Presented::Basic { user, password } => {
+                (user == ADMIN_USER && self.admin.check(&password)).then_some(Caller::Admin)
+            }
+            Presented::Bearer(token) => match self.keys.verify(&token) {
+                Ok(claims) if claims.sub == ADMIN_USER => Some(Caller::Admin),
+                Ok(claims) => Some(Caller::Token(claims)),
+                Err(_) => None,
+            },
+            Presented::Malformed => None,
+        }
+    }
+
+    fn is_public(&self, repository: &str) -> bool {
+        self.metadata
+            .project(project_of(repository))
+            .ok()
+            .flatten()
+            .is_some_and(|p| p.public)
+    }
+}
+
+/// The Bearer challenge for `scope`, with the realm on the host the client called.
+fn challenge(headers: &HeaderMap, scope: Option<String>) -> HeaderValue {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .filter(|p| *p == "https")
+        .unwrap_or("http");
+    let mut value = format!("Bearer realm=\"{proto}://{host}/token\",service=\"{SERVICE}\"");
+    if let Some(scope) = scope {
+        value.push_str(&format!(",scope=\"{scope}\""));
+    }
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+}
+
+fn unauthorized(headers: &HeaderMap, scope: Option<String>, message: &str) -> RegistryError {
+    RegistryError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
+        .with_header(header::WWW_AUTHENTICATE, challenge(headers, scope))
+}
+
+fn denied(message: String) -> RegistryError {
+    RegistryError::new(StatusCode::FORBIDDEN, "DENIED", message)
+}
+
+impl Authorizer for RegistryAccess {
+    fn authorize(&self, parts: &Parts, target: &Target) -> Result<()> {
+        if let Some(grant) = parts.extensions.get::<InternalGrant>() {
+            return match target {
+                Target::Base => Ok(()),
+                Target::Repository { name, action }
+                    if project_of(name) == grant.project && *action != Action::Delete =>
+                {
+                    Ok(())
+                }
+                _ => Err(denied(format!(
+                    "the import task {} may only write into the project {}",
+                    grant.task, grant.project
+                ))),
+            };
+        }
+        let caller = self.caller(&parts.headers).ok_or_else(|| {
+            unauthorized(
+                &parts.headers,
+                None,
+                "the credentials were not accepted; log in again with a valid user or token",
+            )
+        })?;
+        match target {
+            Target::Base if caller.is_anonymous() && !matches!(caller, Caller::Token(_)) => {
+                Err(unauthorized(
+                    &parts.headers,
+                    None,
+                    "authentication required; log in (docker login) or get a token from /token",
+                ))
+            }
+            Target::Base => Ok(()),
+            Target::Catalog if caller.is_admin() => Ok(()),
+            Target::Catalog if caller.is_anonymous() => Err(unauthorized(
+                &parts.headers,
+                Some("registry:catalog:*".into()),
+                "the catalog is for the admin; log in",
+            )),
+            Target::Catalog => Err(denied(format!(
+                "{} may not list the catalog; it is for the admin",
+                caller.name()
+            ))),
+            Target::Repository { name, action } => {
+                if caller.may(name, self.is_public(name), *action) {
+                    return Ok(());
+                }
+                let scope = Access::repository(name, &[*action]).to_scope();
+                if caller.is_anonymous() {
+                    Err(unauthorized(
+                        &parts.headers,
+                        Some(scope),
+                        &format!("{action} on {name} needs a signed-in user; log in"),
+                    ))
+                } else {
+                    Err(denied(format!(
+                        "{} may not {action} {name}; ask the project's admin for the right",
+                        caller.name()
+                    )))
+                }
+            }
+        }
+    }
+}
+
+/// `GET /token?service=…&scope=…`: a JWT for the part of the asked scopes the caller
+/// holds, anonymous or with Basic credentials. Wrong credentials get 401.
+pub async fn token(
+    State(access): State<RegistryAccess>,
+    headers: HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    let Some(caller) = access.caller(&headers) else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"hoist\"")],
+            Json(json!({"errors": [{"code": "UNAUTHORIZED",
+                "message": "incorrect username or password"}]})),
+        )
+            .into_response();
+    };
+    let granted: Vec<Access> = pairs
+        .iter()
+        .filter(|(k, _)| k == "scope")
+        .flat_map(|(_, v)| v.split(' '))
+        .filter_map(Access::parse)
+        .map(|wanted| {
+            if wanted.kind == "registry" && caller.is_admin() {
+                wanted
+            } else {
+                caller.grant(&wanted, access.is_public(&wanted.name))
+            }
+        })
+        .collect();
+    let subject = match &caller {
+        Caller::Anonymous => String::new(),
+        other => other.name(),
+    };
+    let (token, expires_in) = access.keys.issue(&subject, granted);
+    Json(json!({
+        "token": token,
+        "access_token": token,
+        "expires_in": expires_in,
+        "issued_at": crate::tasks::now(),
+    }))
+    .into_response()
+}

@@ -1,0 +1,229 @@
+//! The host's configuration: a TOML file (optional), then environment variables, then
+//! command-line flags, each overriding the one before. With no file at all the host runs
+//! a working registry on 127.0.0.1:5000 with its data in `./hoist-data`.
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Blobs, the database, keys and caches.
+    pub data_dir: PathBuf,
+    /// How clients reach this registry (`registry.example.com`, `127.0.0.1:5000`): the
+    /// host part of import targets and pull commands. Default: the listen address.
+    pub external_host: Option<String>,
+    /// Development mode: generates an admin password when none is given.
+    pub dev: bool,
+    pub admin: AdminConfig,
+    pub registry: RegistryConfig,
+    pub imports: ImportsConfig,
+    pub egress: EgressConfig,
+    /// Per source registry: mirrors, plain HTTP, extra CAs.
+    pub registries: HashMap<String, SourceRegistry>,
+    /// An external registry to import into instead of the built-in one.
+    pub target: Option<ExternalTarget>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// A file holding the admin's password (else `HOIST_ADMIN_PASSWORD`).
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// Create a project on the first push into it instead of refusing the push.
+    pub auto_create_projects: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImportsConfig {
+    /// Imports running at once.
+    pub workers: usize,
+    /// Imports running at once from one source registry.
+    pub per_registry: usize,
+    /// A plugin component to load instead of the built-in one.
+    pub plugin: Option<PathBuf>,
+}
+
+impl Default for ImportsConfig {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            per_registry: 2,
+            plugin: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EgressConfig {
+    /// Networks imports may reach although they are not public (`10.0.0.0/8`,
+    /// `127.0.0.1/32`). Public addresses are always allowed.
+    pub allowed_networks: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceRegistry {
+    /// URLs to reach this registry at, in order (`http://127.0.0.1:5001`).
+    pub mirrors: Vec<String>,
+    /// Reach it over plain HTTP.
+    pub insecure: bool,
+    /// A PEM file of CA certificates it is also trusted with.
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalTarget {
+    /// The registry as references name it (`registry.example.com:5000`).
+    pub registry: String,
+    /// Reach it over plain HTTP.
+    #[serde(default)]
+    pub insecure: bool,
+    pub username: Option<String>,
+    /// A file with the password; the password never sits in this file.
+    pub password_file: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:5000".parse().expect("a literal"),
+            data_dir: PathBuf::from("hoist-data"),
+            external_host: None,
+            dev: false,
+            admin: AdminConfig::default(),
+            registry: RegistryConfig::default(),
+            imports: ImportsConfig::default(),
+            egress: EgressConfig::default(),
+            registries: HashMap::new(),
+            target: None,
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path` (when given), then applies the environment.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the configuration {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("in the configuration {}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|k| std::env::var(k).ok())?;
+        Ok(config)
+    }
+
+    /// Environment overrides: `HOIST_LISTEN`, `HOIST_DATA_DIR`, `HOIST_EXTERNAL_HOST`,
+    /// `HOIST_DEV`, `HOIST_ADMIN_PASSWORD_FILE`, `HOIST_AUTO_CREATE_PROJECTS`,
+    /// `HOIST_WORKERS`, `HOIST_PLUGIN`, `HOIST_EGRESS_ALLOW` (comma-separated networks).
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
+        if let Some(v) = get("HOIST_LISTEN") {
+            self.listen = v
+                .parse()
+                .with_context(|| format!("HOIST_LISTEN={v:?} is not host:port"))?;
+        }
+        if let Some(v) = get("HOIST_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = get("HOIST_EXTERNAL_HOST") {
+            self.external_host = Some(v);
+        }
+        if let Some(v) = get("HOIST_DEV") {
+            self.dev = flag("HOIST_DEV", &v)?;
+        }
+        if let Some(v) = get("HOIST_ADMIN_PASSWORD_FILE") {
+            self.admin.password_file = Some(v.into());
+        }
+        if let Some(v) = get("HOIST_AUTO_CREATE_PROJECTS") {
+            self.registry.auto_create_projects = flag("HOIST_AUTO_CREATE_PROJECTS", &v)?;
+        }
+        if let Some(v) = get("HOIST_WORKERS") {
+            self.imports.workers = v
+                .parse()
+                .with_context(|| format!("HOIST_WORKERS={v:?} is not a number"))?;
+        }
+        if let Some(v) = get("HOIST_PLUGIN") {
+            self.imports.plugin = Some(v.into());
+        }
+        if let Some(v) = get("HOIST_EGRESS_ALLOW") {
+            self.egress.allowed_networks = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        Ok(())
+    }
+
+    /// The host part of this registry's references.
+    pub fn external_host(&self) -> String {
+        self.external_host
+            .clone()
+            .unwrap_or_else(|| self.listen.to_string())
+    }
+}
+
+fn flag(name: &str, v: &str) -> Result<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => anyhow::bail!("{name}={v:?} is not true or false"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_then_the_environment_set_the_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hoist.toml");
+        std::fs::write(
+            &path,
+            r#"
+            listen = "0.0.0.0:5443"
+            [imports]
+            workers = 8
+            [egress]
+            allowed_networks = ["10.0.0.0/8"]
+            [registries."docker.io"]
+            mirrors = ["http://127.0.0.1:5001"]
+            "#,
+        )
+        .unwrap();
+        let mut config = Config::load(Some(&path)).unwrap();
+        assert_eq!(config.imports.workers, 8);
+        assert_eq!(config.registries["docker.io"].mirrors.len(), 1);
+        config
+            .apply_env(|k| (k == "HOIST_LISTEN").then(|| "127.0.0.1:6000".to_owned()))
+            .unwrap();
+        assert_eq!(config.listen.port(), 6000);
+        assert_eq!(config.external_host(), "127.0.0.1:6000");
+
+        std::fs::write(&path, "listen = \"x\"\nbogus = 1\n").unwrap();
+        let err = format!("{:#}", Config::load(Some(&path)).unwrap_err());
+        assert!(err.contains("hoist.toml"), "{err}");
+        let defaults = Config::default();
+        assert_eq!(defaults.listen.to_string(), "127.0.0.1:5000");
+        assert!(!defaults.dev, "production by default");
+    }
+}

@@ -1,0 +1,107 @@
+//! The schema, as numbered steps. A database records the last step it took in
+//! `PRAGMA user_version`; opening it applies the steps after that one, each in its own
+//! transaction. Steps are only ever appended.
+
+use anyhow::{Context, Result, bail};
+use rusqlite::Connection;
+
+const STEPS: &[&str] = &[
+    // 1: projects, import tasks, and the tasks' sealed credentials (kept apart, so that
+    // no query of tasks can return them).
+    "CREATE TABLE projects (
+         name TEXT PRIMARY KEY,
+         public INTEGER NOT NULL,
+         created_at TEXT NOT NULL
+     );
+     CREATE TABLE tasks (
+         id TEXT PRIMARY KEY,
+         project TEXT NOT NULL REFERENCES projects (name) ON DELETE CASCADE,
+         seq INTEGER NOT NULL,
+         state TEXT NOT NULL,
+         source_canonical TEXT NOT NULL,
+         target TEXT NOT NULL,
+         body TEXT NOT NULL
+     );
+     CREATE INDEX tasks_by_project ON tasks (project, seq DESC);
+     CREATE INDEX tasks_active ON tasks (source_canonical, target) WHERE state IN ('queued', 'running');
+     CREATE TABLE task_secrets (
+         task TEXT PRIMARY KEY REFERENCES tasks (id) ON DELETE CASCADE,
+         sealed BLOB NOT NULL
+     );",
+    // 2: the registry: repositories (inside projects), manifests with what they refer
+    // to, tags, the blobs each repository may see, and upload sessions. Deleting a
+    // project cascades to all of it; the blobs themselves are left to the garbage
+    // collector. Times the collector compares are integer milliseconds.
+    "CREATE TABLE repositories (
+         name TEXT PRIMARY KEY,
+         project TEXT NOT NULL REFERENCES projects (name) ON DELETE CASCADE,
+         created_ms INTEGER NOT NULL
+     );
+     CREATE INDEX repositories_by_project ON repositories (project, name);
+     CREATE TABLE manifests (
+         repository TEXT NOT NULL REFERENCES repositories (name) ON DELETE CASCADE,
+         digest TEXT NOT NULL,
+         media_type TEXT NOT NULL,
+         artifact_type TEXT,
+         subject TEXT,
+         size INTEGER NOT NULL,
+         annotations TEXT,
+         created_ms INTEGER NOT NULL,
+         PRIMARY KEY (repository, digest)
+     );
+     CREATE INDEX manifests_by_subject ON manifests (repository, subject)
+         WHERE subject IS NOT NULL;
+     CREATE TABLE manifest_refs (
+         repository TEXT NOT NULL,
+         manifest TEXT NOT NULL,
+         digest TEXT NOT NULL,
+         kind TEXT NOT NULL,
+         PRIMARY KEY (repository, manifest, digest),
+         FOREIGN KEY (repository, manifest) REFERENCES manifests (repository, digest)
+             ON DELETE CASCADE
+     );
+     CREATE INDEX manifest_refs_by_digest ON manifest_refs (digest);
+     CREATE TABLE tags (
+         repository TEXT NOT NULL,
+         name TEXT NOT NULL,
+         digest TEXT NOT NULL,
+         updated_ms INTEGER NOT NULL,
+         PRIMARY KEY (repository, name),
+         FOREIGN KEY (repository, digest) REFERENCES manifests (repository, digest)
+             ON DELETE CASCADE
+     );
+     CREATE INDEX tags_by_digest ON tags (repository, digest);
+     CREATE TABLE blob_links (
+         repository TEXT NOT NULL REFERENCES repositories (name) ON DELETE CASCADE,
+         digest TEXT NOT NULL,
+         size INTEGER NOT NULL,
+         linked_ms INTEGER NOT NULL,
+         PRIMARY KEY (repository, digest)
+     );
+     CREATE INDEX blob_links_by_digest ON blob_links (digest, linked_ms);
+     CREATE TABLE uploads (
+         id TEXT PRIMARY KEY,
+         repository TEXT NOT NULL,
+         started_ms INTEGER NOT NULL
+     );",
+];
+
+pub fn apply(conn: &mut Connection) -> Result<()> {
+    let current: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current > STEPS.len() {
+        bail!(
+            "the metadata database is at schema version {current}, newer than this host \
+             knows ({}); run a newer host or restore a backup",
+            STEPS.len()
+        );
+    }
+    for (i, step) in STEPS.iter().enumerate().skip(current) {
+        let version = i + 1;
+        let tx = conn.transaction()?;
+        tx.execute_batch(step)
+            .with_context(|| format!("applying schema step {version}"))?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

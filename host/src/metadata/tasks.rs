@@ -1,0 +1,123 @@
+//! Tasks in the metadata database: the record as JSON, with the columns queries filter
+//! on beside it.
+
+use super::Metadata;
+use crate::tasks::TaskStore;
+use crate::tasks::model::{Task, TaskState};
+use anyhow::Result;
+use rusqlite::{OptionalExtension, params};
+
+fn decode(body: String) -> rusqlite::Result<Task> {
+    serde_json::from_str(&body).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+impl TaskStore for Metadata {
+    fn insert(&self, task: &Task, sealed_credentials: Option<&[u8]>) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO tasks (id, project, seq, state, source_canonical, target, body)
+             VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM tasks), ?3, ?4, ?5, ?6)",
+            params![
+                task.id,
+                task.project,
+                task.state.as_str(),
+                task.source_canonical,
+                task.target,
+                serde_json::to_string(task)?
+            ],
+        )?;
+        if let Some(sealed) = sealed_credentials {
+            tx.execute(
+                "INSERT INTO task_secrets (task, sealed) VALUES (?1, ?2)",
+                params![task.id, sealed],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn update(&self, task: &Task) -> Result<()> {
+        self.conn().execute(
+            "UPDATE tasks SET state = ?2, body = ?3 WHERE id = ?1",
+            params![task.id, task.state.as_str(), serde_json::to_string(task)?],
+        )?;
+        Ok(())
+    }
+
+    fn get(&self, id: &str) -> Result<Option<Task>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT body FROM tasks WHERE id = ?1", [id], |r| {
+                decode(r.get(0)?)
+            })
+            .optional()?)
+    }
+
+    fn list(
+        &self,
+        project: &str,
+        state: Option<TaskState>,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<Task>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT body FROM tasks WHERE project = ?1 AND (?2 IS NULL OR state = ?2)
+             ORDER BY seq DESC LIMIT ?3 OFFSET ?4",
+        )?;
+        let rows = stmt.query_map(
+            params![project, state.map(TaskState::as_str), limit, offset],
+            |r| decode(r.get(0)?),
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn find_active(&self, source_canonical: &str, target: &str) -> Result<Option<Task>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT body FROM tasks WHERE source_canonical = ?1 AND target = ?2
+                 AND state IN ('queued', 'running') ORDER BY seq LIMIT 1",
+                [source_canonical, target],
+                |r| decode(r.get(0)?),
+            )
+            .optional()?)
+    }
+
+    fn sealed_credentials(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT sealed FROM task_secrets WHERE task = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn set_credentials(&self, id: &str, sealed: &[u8]) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO task_secrets (task, sealed) VALUES (?1, ?2)
+             ON CONFLICT (task) DO UPDATE SET sealed = excluded.sealed",
+            params![id, sealed],
+        )?;
+        Ok(())
+    }
+
+    fn forget_credentials(&self, id: &str) -> Result<()> {
+        self.conn()
+            .execute("DELETE FROM task_secrets WHERE task = ?1", [id])?;
+        Ok(())
+    }
+
+    fn unfinished(&self) -> Result<Vec<Task>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT body FROM tasks WHERE state IN ('queued', 'running') ORDER BY seq")?;
+        let rows = stmt.query_map([], |r| decode(r.get(0)?))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

@@ -1,0 +1,158 @@
+//! Putting the host together from its configuration: storage, database, keys, the
+//! plugin, the task runner and the HTTP routes.
+
+use crate::api::{self, AppState};
+use crate::auth::admin::{self, AdminPassword, Source};
+use crate::auth::jwt::TokenKeys;
+use crate::auth::registry_access::{self, RegistryAccess};
+use crate::config::Config;
+use crate::metadata::Metadata;
+use crate::metrics::Metrics;
+use crate::outbound::client::Clients;
+use crate::outbound::egress::{Cidr, EgressPolicy};
+use crate::plugin::PluginRuntime;
+use crate::registry::{Registry, RegistryOptions};
+use crate::secrets::SecretBox;
+use crate::storage::FsStorage;
+use crate::tasks::{OwnRegistry, RegistrySettings, RunnerConfig, TaskRunner, TaskStore};
+use anyhow::{Context, Result, anyhow};
+use axum::response::IntoResponse as _;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Host {
+    pub router: axum::Router,
+    pub runner: TaskRunner,
+    /// Where the admin password came from, for the start-up message.
+    pub admin_source: Source,
+    pub admin: AdminPassword,
+}
+
+/// Builds the host. `password` is `HOIST_ADMIN_PASSWORD`, passed in rather than read
+/// here so that tests need not touch the process environment.
+pub fn build(config: &Config, password: Option<String>) -> Result<Host> {
+    let data = &config.data_dir;
+    std::fs::create_dir_all(data)
+        .with_context(|| format!("creating the data folder {}", data.display()))?;
+    let (admin, admin_source) = admin::resolve(
+        password,
+        config.admin.password_file.as_deref(),
+        config.dev,
+        data,
+    )
+    .map_err(|e| anyhow!(e))?;
+    let keys = TokenKeys::load_or_create(&data.join("token.key"))
+        .context("loading the token signing key")?;
+    let secrets = SecretBox::load_or_create(&data.join("secrets.key"))
+        .context("loading the key that seals import credentials")?;
+    let metadata = Arc::new(Metadata::open(&crate::registry::database_path(data))?);
+    let storage = FsStorage::open(data)
+        .with_context(|| format!("opening the blob store in {}", data.display()))?;
+    let access = RegistryAccess {
+        admin: admin.clone(),
+        keys: keys.clone(),
+        metadata: metadata.clone(),
+    };
+    let registry = Registry::new(
+        Arc::new(storage),
+        metadata.clone(),
+        RegistryOptions {
+            auto_create_projects: config.registry.auto_create_projects,
+            gc: Default::default(),
+        },
+        Metrics::new(),
+    )
+    .with_authorizer(Arc::new(access.clone()));
+    let plugin = PluginRuntime::load(config.imports.plugin.as_deref(), &data.join("cache"))?
+        .with_network(clients(config)?);
+
+    let mut registries = RegistrySettings::default();
+    for (name, r) in &config.registries {
+        if !r.mirrors.is_empty() {
+            registries.mirrors.insert(name.clone(), r.mirrors.clone());
+        }
+        if r.insecure {
+            registries.insecure.insert(name.clone());
+        }
+    }
+    let runner = TaskRunner::new(
+        metadata.clone() as Arc<dyn TaskStore>,
+        plugin.clone(),
+        secrets,
+        RunnerConfig {
+            workers: config.imports.workers,
+            per_registry: config.imports.per_registry,
+            registries,
+        },
+    );
+    let external_host = config.external_host();
+    let api = api::router(AppState {
+        plugin,
+        metadata,
+        runner: runner.clone(),
+        admin: admin.clone(),
+        keys,
+        external_host: external_host.clone(),
+    });
+    let token = axum::Router::new()
+        .route("/token", axum::routing::get(registry_access::token))
+        .with_state(access.clone());
+    // Metrics are for scrapers on the admin's network; garbage collection is for the
+    // admin alone.
+    let operations =
+        crate::registry::admin_router(registry.clone()).route_layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let access = access.clone();
+                async move {
+                    let allowed = req.uri().path() == "/metrics"
+                        || access.caller(req.headers()).is_some_and(|c| c.is_admin());
+                    if allowed {
+                        next.run(req).await
+                    } else {
+                        crate::api::ApiError::new(
+                            axum::http::StatusCode::UNAUTHORIZED,
+                            "unauthorized",
+                            "garbage collection is for the admin; pass the admin's credentials",
+                        )
+                        .into_response()
+                    }
+                }
+            },
+        ));
+    let router = crate::registry::with_layers(
+        api.merge(token)
+            .merge(crate::registry::router(registry.clone()))
+            .merge(operations),
+        registry.metrics().clone(),
+    );
+    runner.set_own_registry(OwnRegistry {
+        authority: external_host,
+        router: router.clone(),
+    });
+    Ok(Host {
+        router,
+        runner,
+        admin_source,
+        admin,
+    })
+}
+
+/// The pooled client with the configured egress policy and extra CAs.
+fn clients(config: &Config) -> Result<Clients> {
+    let allowed = config
+        .egress
+        .allowed_networks
+        .iter()
+        .map(|n| Cidr::parse(n).map_err(|e| anyhow!("egress.allowed_networks: {e}")))
+        .collect::<Result<Vec<_>>>()?;
+    let mut cas = HashMap::new();
+    for (name, r) in &config.registries {
+        if let Some(path) = &r.ca_file {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading the CA file of {name}: {}", path.display()))?;
+            cas.insert(name.clone(), pem);
+        }
+    }
+    Clients::new(EgressPolicy { allowed }, &cas, Duration::from_secs(15)).map_err(|e| anyhow!(e))
+}
