@@ -26,8 +26,6 @@ pub struct Config {
     pub egress: EgressConfig,
     /// Per source registry: mirrors, plain HTTP, extra CAs.
     pub registries: HashMap<String, SourceRegistry>,
-    /// An external registry to import into instead of the built-in one.
-    pub target: Option<ExternalTarget>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -84,19 +82,6 @@ pub struct SourceRegistry {
     pub ca_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExternalTarget {
-    /// The registry as references name it (`registry.example.com:5000`).
-    pub registry: String,
-    /// Reach it over plain HTTP.
-    #[serde(default)]
-    pub insecure: bool,
-    pub username: Option<String>,
-    /// A file with the password; the password never sits in this file.
-    pub password_file: Option<PathBuf>,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -109,7 +94,6 @@ impl Default for Config {
             imports: ImportsConfig::default(),
             egress: EgressConfig::default(),
             registries: HashMap::new(),
-            target: None,
         }
     }
 }
