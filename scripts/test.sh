@@ -10,7 +10,7 @@ trap 'rm -f "$log"' EXIT
 # Release mode: the tests compile wasm with wasmtime and move real images, which debug
 # builds make many times slower; the host's run command shares these artifacts.
 status=0
-cargo test --release --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+cargo test --release --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 # One closing line for the whole run: cargo prints one per test binary.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "all tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

@@ -426,3 +426,63 @@ fn projects_are_managed_by_the_admin_and_not_deleted_while_they_hold_images() {
         &admin_creds()
     ));
 }
+
+fn skopeo_copy(src: &str, dst: &str, dest_creds: &str) -> std::process::Output {
+    std::process::Command::new("skopeo")
+        .args([
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            dest_creds,
+            &format!("docker://{src}"),
+            &format!("docker://{dst}"),
+        ])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_robot_pushes_where_its_scopes_allow_and_nowhere_else() {
+    let (src, _) = docker_hub();
+    let dir = tempfile::tempdir().unwrap();
+    let host = HoistServer::start(test_config(dir.path(), &[]));
+    host.project("web", false);
+    host.project("other", false);
+    let (status, created) = host.admin(
+        "POST",
+        "/api/v1/robots",
+        Some(json!({"name": "ci", "scopes": [{"project": "web", "actions": ["pull", "push"]}]})),
+    );
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["username"], "robot$ci");
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let creds = format!("robot$ci:{secret}");
+
+    let source = format!("{}/library/app:v1", src.host());
+    let ok = skopeo_copy(&source, &format!("{}/web/app:v1", host.host()), &creds);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let denied = skopeo_copy(&source, &format!("{}/other/app:v1", host.host()), &creds);
+    assert!(!denied.status.success(), "no push right on other");
+    let wrong = skopeo_copy(
+        &source,
+        &format!("{}/web/app:v2", host.host()),
+        "robot$ci:nope",
+    );
+    assert!(!wrong.status.success(), "a wrong secret is refused");
+
+    let (_, robots) = host.admin("GET", "/api/v1/robots", None);
+    assert!(
+        !robots.to_string().contains(&secret),
+        "the secret is shown once only"
+    );
+    assert_eq!(robots[0]["scopes"][0]["project"], "web");
+    let (status, _) = host.admin("DELETE", "/api/v1/robots/ci", None);
+    assert_eq!(status, 204);
+    let after = skopeo_copy(&source, &format!("{}/web/app:v3", host.host()), &creds);
+    assert!(!after.status.success(), "a deleted robot is locked out");
+}

@@ -1,4 +1,4 @@
-//! Who is calling the API: the admin (Basic), or the holder of a token from the
+//! Who is calling the API: the admin or a robot (Basic), or the holder of a token from the
 //! registry's token endpoint (Bearer); anyone else is anonymous. A wrong password is a
 //! 401, never a silent fall back to anonymous.
 
@@ -29,11 +29,9 @@ impl FromRequestParts<AppState> for ApiCaller {
         match presented(header) {
             Presented::None => Ok(ApiCaller(Caller::Anonymous)),
             Presented::Basic { user, password } => {
-                if user == ADMIN_USER && state.admin.check(&password) {
-                    Ok(ApiCaller(Caller::Admin))
-                } else {
-                    Err(refused())
-                }
+                crate::auth::basic_caller(&user, &password, &state.admin, &state.metadata)
+                    .map(ApiCaller)
+                    .ok_or_else(refused)
             }
             Presented::Bearer(token) => match state.keys.verify(&token) {
                 Ok(claims) if claims.sub == ADMIN_USER => Ok(ApiCaller(Caller::Admin)),

@@ -4,6 +4,7 @@ mod caller;
 mod imports;
 mod openapi;
 mod projects;
+mod robots;
 
 use crate::auth::admin::AdminPassword;
 use crate::auth::jwt::TokenKeys;
@@ -57,6 +58,11 @@ pub fn router(state: AppState) -> Router {
             post(imports::batch),
         )
         .route("/api/v1/projects/{project}/tasks", get(imports::list))
+        .route("/api/v1/robots", get(robots::list).post(robots::create))
+        .route(
+            "/api/v1/robots/{name}",
+            axum::routing::delete(robots::delete),
+        )
         .route("/api/v1/tasks/{id}", get(imports::get_task))
         .route("/api/v1/tasks/{id}/cancel", post(imports::cancel))
         .route("/api/v1/tasks/{id}/retry", post(imports::retry))

@@ -106,6 +106,25 @@ impl Caller {
     }
 }
 
+/// The caller that Basic credentials name: the admin, or a robot (`robot$<name>`) with
+/// its secret. None when they do not check out.
+pub fn basic_caller(
+    user: &str,
+    password: &str,
+    admin: &admin::AdminPassword,
+    metadata: &crate::metadata::Metadata,
+) -> Option<Caller> {
+    if user == admin::ADMIN_USER {
+        return admin.check(password).then_some(Caller::Admin);
+    }
+    let name = user.strip_prefix(ROBOT_PREFIX)?;
+    let (robot, hash) = metadata.robot(name).ok()??;
+    secrets_match(&secret_hash(password), &hash).then_some(Caller::Robot {
+        name: robot.name,
+        scopes: robot.scopes,
+    })
+}
+
 /// The project of a repository: its first path component.
 pub fn project_of(repository: &str) -> &str {
     repository.split('/').next().unwrap_or(repository)

@@ -35,7 +35,7 @@ impl RegistryAccess {
         match presented(header) {
             Presented::None => Some(Caller::Anonymous),
             Presented::Basic { user, password } => {
-                (user == ADMIN_USER && self.admin.check(&password)).then_some(Caller::Admin)
+                super::basic_caller(&user, &password, &self.admin, &self.metadata)
             }
             Presented::Bearer(token) => match self.keys.verify(&token) {
                 Ok(claims) if claims.sub == ADMIN_USER => Some(Caller::Admin),

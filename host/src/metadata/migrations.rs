@@ -84,6 +84,14 @@ const STEPS: &[&str] = &[
          repository TEXT NOT NULL,
          started_ms INTEGER NOT NULL
      );",
+    // 3: robot accounts: a name, the SHA-256 of their secret, and their rights per
+    // project as JSON.
+    "CREATE TABLE robots (
+         name TEXT PRIMARY KEY,
+         secret_sha256 TEXT NOT NULL,
+         scopes TEXT NOT NULL,
+         created_at TEXT NOT NULL
+     );",
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

@@ -8,9 +8,11 @@
 
 mod migrations;
 mod registry;
+mod robots;
 mod tasks;
 
 pub use registry::{ManifestRecord, RefKind, now_ms};
+pub use robots::Robot;
 
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};

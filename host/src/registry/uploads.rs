@@ -201,6 +201,20 @@ fn check_chunk(headers: &HeaderMap, repo: &str, id: &str, len: u64) -> Result<()
     Ok(())
 }
 
+/// Reads and drops a refused chunk (up to a bound), so that the client, still sending
+/// it, gets to read the refusal and its `Range` instead of a broken pipe.
+async fn drain(body: Body) {
+    const MAX_DRAIN: usize = 64 << 20;
+    let mut body = body.into_data_stream();
+    let mut seen = 0;
+    while let Some(Ok(chunk)) = futures::StreamExt::next(&mut body).await {
+        seen += chunk.len();
+        if seen > MAX_DRAIN {
+            return;
+        }
+    }
+}
+
 /// `PATCH`: appends a chunk (or the whole stream) to the session.
 pub(super) async fn patch(
     registry: &Registry,
@@ -211,7 +225,10 @@ pub(super) async fn patch(
 ) -> Result<Response> {
     let _lock = registry.lock_upload(id).await;
     let len = session_len(registry, repo, id).await?;
-    check_chunk(headers, repo, id, len)?;
+    if let Err(refused) = check_chunk(headers, repo, id, len) {
+        drain(body).await;
+        return Err(refused);
+    }
     let len = append_body(registry, id, body).await?;
     Ok(empty(StatusCode::ACCEPTED, session_headers(repo, id, len)))
 }
@@ -233,7 +250,10 @@ pub(super) async fn finish(
     let digest = names::check_digest(digest)?.to_owned();
     let _lock = registry.lock_upload(id).await;
     let len = session_len(registry, repo, id).await?;
-    check_chunk(headers, repo, id, len)?;
+    if let Err(refused) = check_chunk(headers, repo, id, len) {
+        drain(body).await;
+        return Err(refused);
+    }
     let empty_body = header_str(headers, header::CONTENT_LENGTH).is_some_and(|l| l.trim() == "0");
     if !empty_body {
         append_body(registry, id, body).await?;
