@@ -5,7 +5,7 @@
 use crate::executor::{Executor, now};
 use crate::http::{BodyStream, HttpError, Response, SpliceError, Timeouts, Upload};
 use crate::manifest::{self, Filtered, Parsed, PlatformFilter};
-use crate::progress::{BlobProgress, BlobState, ImportError, Phase, Status};
+use crate::progress::{BlobProgress, BlobState, ImportError, ManifestInfo, Phase, Status};
 use crate::reference::Reference;
 use crate::registry::{Client, Settings, Started};
 use crate::retry;
@@ -76,17 +76,13 @@ impl Import {
                 "target: name a tag or a digest".into(),
             ));
         }
-        let mut endpoints = HashMap::new();
-        for (registry, urls) in &spec.endpoints {
-            let parsed = urls
-                .iter()
-                .map(|u| Url::parse(u.trim_end_matches('/')))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| {
-                    ImportError::InvalidReference(format!("endpoint for {registry}: {e}"))
-                })?;
-            endpoints.insert(registry.clone(), parsed);
-        }
+        let settings = Settings::new(
+            &spec.endpoints,
+            &spec.insecure,
+            &spec.credentials,
+            spec.max_retries,
+            spec.timeouts,
+        )?;
         if spec.chunk_size == Some(0) {
             return Err(ImportError::InvalidReference(
                 "chunk size must be more than 0 bytes".into(),
@@ -96,26 +92,8 @@ impl Import {
             0 => DEFAULT_CONCURRENCY,
             n => n.min(MAX_CONCURRENCY),
         };
-        let max_retries = if spec.max_retries == 0 {
-            retry::DEFAULT_RETRIES
-        } else {
-            spec.max_retries
-        };
         let warnings = Rc::new(RefCell::new(Vec::new()));
-        let client = Client::new(
-            Settings {
-                endpoints,
-                insecure: spec.insecure.iter().cloned().collect(),
-                credentials: spec
-                    .credentials
-                    .iter()
-                    .map(|(r, u, p)| (r.clone(), (u.clone(), p.clone())))
-                    .collect(),
-                max_retries,
-                timeouts: spec.timeouts,
-            },
-            warnings.clone(),
-        );
+        let client = Client::new(settings, warnings.clone());
         let shared = Rc::new(Shared {
             status: RefCell::new(Status::new()),
             cancelled: Cell::new(false),
@@ -216,6 +194,8 @@ struct Job {
 
 /// A manifest to push, in order.
 struct ManifestToPush {
+    /// The manifest's digest, which it is pushed under (the last one goes under the
+    /// target's tag when there is one).
     reference: String,
     media_type: String,
     bytes: Vec<u8>,
@@ -239,6 +219,7 @@ impl Job {
 
         // The manifests to push after the blobs, children first, and the blobs they need.
         let mut pushes: Vec<ManifestToPush> = Vec::new();
+        let mut platforms: HashMap<String, String> = HashMap::new();
         let mut descriptors: Vec<Descriptor> = Vec::new();
         let top = match manifest::parse(&media, &raw)? {
             Parsed::Image { config, layers } => {
@@ -261,6 +242,9 @@ impl Job {
                 };
                 for child in &children {
                     let child_digest = child.digest().to_string();
+                    if let Some(p) = manifest::platform_name(child) {
+                        platforms.insert(child_digest.clone(), p);
+                    }
                     let (bytes, child_media, _) = self
                         .client
                         .get_manifest(src_reg, src_repo, &child_digest)
@@ -306,6 +290,15 @@ impl Job {
         }
         let blobs = self.plan_blobs(&descriptors);
         pushes.push(top);
+        self.shared.status.borrow_mut().manifests = pushes
+            .iter()
+            .map(|p| ManifestInfo {
+                digest: p.reference.clone(),
+                media_type: p.media_type.clone(),
+                size: p.bytes.len() as u64,
+                platform: platforms.get(&p.reference).cloned(),
+            })
+            .collect();
         if self.dry_run {
             self.shared.status.borrow_mut().digest = Some(top_digest);
             return self.mark_present_blobs(&blobs).await;

@@ -18,6 +18,8 @@ mod executor;
 #[cfg(target_arch = "wasm32")]
 mod http;
 #[cfg(target_arch = "wasm32")]
+pub mod inspect;
+#[cfg(target_arch = "wasm32")]
 mod registry;
 
 #[cfg(target_arch = "wasm32")]

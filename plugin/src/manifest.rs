@@ -87,6 +87,16 @@ impl std::fmt::Display for PlatformFilter {
     }
 }
 
+/// The platform an index entry names, as `os/arch[/variant]`.
+pub fn platform_name(d: &Descriptor) -> Option<String> {
+    let p = d.platform().as_ref()?;
+    let mut s = format!("{}/{}", p.os(), p.architecture());
+    if let Some(v) = p.variant() {
+        s = format!("{s}/{v}");
+    }
+    Some(s)
+}
+
 /// The media type of a manifest: the `Content-Type` the registry sent, else the document's
 /// own `mediaType`, else what its fields show (OCI allows leaving `mediaType` out).
 pub fn media_type(content_type: Option<&str>, bytes: &[u8]) -> Result<String, ImportError> {
@@ -179,14 +189,7 @@ pub fn filter_index(
     let available = || {
         manifests
             .iter()
-            .filter_map(|d| d.platform().as_ref())
-            .map(|p| {
-                let mut s = format!("{}/{}", p.os(), p.architecture());
-                if let Some(v) = p.variant() {
-                    s = format!("{s}/{v}");
-                }
-                s
-            })
+            .filter_map(platform_name)
             .collect::<Vec<_>>()
             .join(", ")
     };

@@ -103,9 +103,23 @@ pub struct BlobProgress {
     pub state: BlobState,
 }
 
+/// A manifest the import resolved and will push (or, in a dry run, would push). Not part
+/// of the WIT status: the CLI's dry-run plan reads it directly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestInfo {
+    pub digest: String,
+    pub media_type: String,
+    pub size: u64,
+    /// `os/arch[/variant]`, as the index names it; None for the top manifest.
+    pub platform: Option<String>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Status {
     pub phase: Phase,
+    /// Every manifest to push, children first and the one the tag names last; filled in
+    /// once resolving is over.
+    pub manifests: Vec<ManifestInfo>,
     pub blobs: Vec<BlobProgress>,
     pub digest: Option<String>,
     pub target_reference: Option<String>,
@@ -117,6 +131,7 @@ impl Status {
     pub fn new() -> Self {
         Self {
             phase: Phase::Resolving,
+            manifests: Vec::new(),
             blobs: Vec::new(),
             digest: None,
             target_reference: None,

@@ -33,6 +33,45 @@ pub struct Settings {
     pub timeouts: Timeouts,
 }
 
+impl Settings {
+    /// From a request's plain values: endpoint URLs per registry (checked here), the
+    /// registries on plain HTTP, `(registry, username, password)` triples, and the retry
+    /// budget (0 for the default).
+    pub fn new(
+        endpoints: &[(String, Vec<String>)],
+        insecure: &[String],
+        credentials: &[(String, String, String)],
+        max_retries: u32,
+        timeouts: Timeouts,
+    ) -> Result<Self, ImportError> {
+        let mut parsed_endpoints = HashMap::new();
+        for (registry, urls) in endpoints {
+            let parsed = urls
+                .iter()
+                .map(|u| Url::parse(u.trim_end_matches('/')))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| {
+                    ImportError::InvalidReference(format!("endpoint for {registry}: {e}"))
+                })?;
+            parsed_endpoints.insert(registry.clone(), parsed);
+        }
+        Ok(Self {
+            endpoints: parsed_endpoints,
+            insecure: insecure.iter().cloned().collect(),
+            credentials: credentials
+                .iter()
+                .map(|(r, u, p)| (r.clone(), (u.clone(), p.clone())))
+                .collect(),
+            max_retries: if max_retries == 0 {
+                retry::DEFAULT_RETRIES
+            } else {
+                max_retries
+            },
+            timeouts,
+        })
+    }
+}
+
 /// What a registry taught us about authenticating to it.
 #[derive(Clone)]
 enum AuthMode {
