@@ -1,151 +1,341 @@
-//! `hoist copy SRC DST`: the import, run by the plugin's engine inside this component.
+//! `hoist copy SRC DST`: the import, run by the plugin's engine inside this component and
+//! driven exactly as the host drives it: `start`, then `advance` slices until it ends.
 
-use crate::exit;
+use crate::failure::{self, Failure, Side};
+use crate::options::{Access, Output, SideSpec};
+use crate::report::{self, Mode, Reporter, size};
 use hoist_plugin::copy::{Import, ImportSpec};
 use hoist_plugin::manifest::PlatformFilter;
-use hoist_plugin::progress::{ImportError, Phase, Status};
-use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use hoist_plugin::progress::{BlobState, Phase, Status};
+use hoist_plugin::reference::Reference;
+use serde_json::json;
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone, Debug)]
 #[command(after_help = "Examples:\n  \
-    hoist copy nginx:latest localhost:5000/proj/nginx:latest --plain-http localhost:5000\n  \
-    hoist copy --platform linux/amd64 ghcr.io/owner/repo:v1 registry.example/proj/repo:v1\n  \
-    hoist copy --mirror docker.io=http://127.0.0.1:5001 --plain-http 127.0.0.1:5000 \\\n      \
-    nginx 127.0.0.1:5000/proj/nginx:latest")]
+    hoist copy nginx:1.27 registry.example/proj/nginx:1.27\n  \
+    hoist copy --platform linux/amd64 --platform linux/arm64 \\\n      \
+      ghcr.io/owner/repo:v1 registry.example/proj/repo:v1\n  \
+    hoist copy --plain-http 127.0.0.1:5000 --mirror docker.io=http://127.0.0.1:5001 \\\n      \
+      nginx 127.0.0.1:5000/proj/nginx:latest\n  \
+    hoist copy --dry-run ghcr.io/owner/repo:v1 registry.example/proj/repo:v1\n  \
+    wasmtime run -S http --env HOIST_SRC_CREDS hoist.wasm copy \\\n      \
+      ghcr.io/owner/private:v1 127.0.0.1:5000/proj/private:v1 --plain-http 127.0.0.1:5000\n\n\
+    stdout gets one line, the copy's digest reference (REGISTRY/REPO@sha256:…); progress and \
+    errors go to stderr.")]
 pub struct Args {
     /// The image to copy, as `docker pull` takes it.
     source: String,
-    /// Where to write it: registry/repository:tag.
+    /// Where to write it: REGISTRY/REPOSITORY:TAG (or @DIGEST).
     destination: String,
-    /// Keep only this platform (os/arch[/variant]); repeat for several. Default: all.
-    /// A filter writes a new index with a new digest (or the single manifest).
-    #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]")]
-    platforms: Vec<String>,
-    /// Blob transfers in flight at once.
-    #[arg(long, default_value_t = hoist_plugin::copy::DEFAULT_CONCURRENCY)]
-    jobs: u32,
-    /// Retries of a failed request (network errors, 5xx, 408, 429).
-    #[arg(long, default_value_t = 5)]
-    retry: u32,
-    /// Reach this registry over plain HTTP; repeat for several.
-    #[arg(long = "plain-http", alias = "insecure", value_name = "REGISTRY")]
-    plain_http: Vec<String>,
-    /// Reach REGISTRY at URL instead (a mirror); repeat for several.
-    #[arg(long = "mirror", value_name = "REGISTRY=URL")]
-    mirrors: Vec<String>,
-    /// Credentials for the source, as USER:PASS (or set HOIST_SRC_CREDS).
-    #[arg(long, env = "HOIST_SRC_CREDS", hide_env_values = true)]
-    src_creds: Option<String>,
-    /// Credentials for the destination, as USER:PASS (or set HOIST_DEST_CREDS).
-    #[arg(long, env = "HOIST_DEST_CREDS", hide_env_values = true)]
-    dest_creds: Option<String>,
-    /// Upload blobs in chunks of this many bytes (PATCH), instead of one PUT each.
-    #[arg(long, value_name = "BYTES")]
-    chunk_size: Option<u64>,
+    #[command(flatten)]
+    pub copy: CopyOptions,
+    #[command(flatten)]
+    pub access: Access,
+    #[command(flatten)]
+    pub output: Output,
 }
 
-pub fn run(args: Args) -> ExitCode {
-    match copy(args) {
-        Ok(reference) => {
-            println!("{reference}");
-            ExitCode::SUCCESS
+/// The options of one import, shared with `batch`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct CopyOptions {
+    /// Copy only this platform (OS/ARCH[/VARIANT]); repeat for several. Default: every
+    /// platform, with the index unchanged. A filter writes a NEW index with a NEW digest
+    /// (or, for one platform, that platform's manifest alone).
+    #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]")]
+    pub platforms: Vec<String>,
+    /// Blob transfers in flight at once.
+    #[arg(long, default_value_t = hoist_plugin::copy::DEFAULT_CONCURRENCY,
+          value_parser = clap::value_parser!(u32).range(1..=32))]
+    pub jobs: u32,
+    /// Upload blobs in chunks of this many bytes (PATCH), instead of one PUT each.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub chunk_size: Option<u64>,
+    /// Credentials for the source, as USER:PASS.
+    #[arg(
+        long,
+        env = "HOIST_SRC_CREDS",
+        hide_env_values = true,
+        value_name = "USER:PASS"
+    )]
+    pub src_creds: Option<String>,
+    /// Credentials for the destination, as USER:PASS.
+    #[arg(
+        long,
+        env = "HOIST_DEST_CREDS",
+        hide_env_values = true,
+        value_name = "USER:PASS"
+    )]
+    pub dest_creds: Option<String>,
+    /// Resolve and print the plan (manifests, platforms, each blob with its size, what
+    /// the destination already has), and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub fn run(args: Args) -> u8 {
+    let mode = Mode::pick(&args.output);
+    let auth_file = match args.access.auth_file() {
+        Ok(f) => f,
+        Err(f) => return fail(&f, mode),
+    };
+    let title = format!("{} → {}", args.source, args.destination);
+    let mut reporter = Reporter::new(mode, title);
+    // A dry run's result is its plan; bars of blobs that will never move would only
+    // push it off the screen.
+    reporter.keep_bars = !args.copy.dry_run;
+    match copy_one(
+        &args.source,
+        &args.destination,
+        &args.copy,
+        &args.access,
+        auth_file.as_ref(),
+        &mut reporter,
+    ) {
+        Ok(outcome) => {
+            outcome.print(&reporter);
+            crate::exit::OK
         }
-        Err(e) => {
-            eprintln!("hoist: {e}");
-            ExitCode::from(exit::for_error(&e))
-        }
+        Err(f) => fail(&f, mode),
     }
 }
 
-fn copy(args: Args) -> Result<String, ImportError> {
-    let usage = ImportError::InvalidReference;
-    let platforms = args
+/// Prints a failure: one line on stderr always, and the error event with `--json`.
+pub fn fail(f: &Failure, mode: Mode) -> u8 {
+    if mode == Mode::Json {
+        report::emit(f.event());
+    }
+    eprintln!("{f}");
+    f.exit_code()
+}
+
+/// The engine's request for SRC → DST, and what the hints need to know.
+pub fn prepare(
+    source: &str,
+    destination: &str,
+    options: &CopyOptions,
+    access: &Access,
+    auth_file: Option<&crate::creds::AuthFile>,
+) -> Result<(ImportSpec, Vec<Side>), Failure> {
+    let hint = "a reference reads [REGISTRY/]REPOSITORY[:TAG][@DIGEST], as `docker pull` takes it";
+    let src = Reference::parse(source).map_err(|e| Failure::usage(format!("source: {e}"), hint))?;
+    let dst = Reference::parse(destination)
+        .map_err(|e| Failure::usage(format!("destination: {e}"), hint))?;
+    let platforms = options
         .platforms
         .iter()
-        .map(|p| PlatformFilter::parse(p).map_err(usage))
+        .map(|p| PlatformFilter::parse(p).map_err(|e| Failure::usage(e, "see --help")))
         .collect::<Result<Vec<_>, _>>()?;
-    let endpoints = args
-        .mirrors
-        .iter()
-        .map(|m| {
-            m.split_once('=')
-                .map(|(r, u)| (r.to_owned(), vec![u.to_owned()]))
-                .ok_or_else(|| usage(format!("--mirror {m:?} is not REGISTRY=URL")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut credentials = Vec::new();
-    for (flag, value, reference) in [
-        ("--src-creds", &args.src_creds, &args.source),
-        ("--dest-creds", &args.dest_creds, &args.destination),
-    ] {
-        if let Some(value) = value {
-            let (user, pass) = value
-                .split_once(':')
-                .ok_or_else(|| usage(format!("{flag} must be USER:PASS")))?;
-            let registry = hoist_plugin::reference::Reference::parse(reference)
-                .map_err(|e| usage(e.to_string()))?
-                .registry()
-                .to_owned();
-            credentials.push((registry, user.to_owned(), pass.to_owned()));
-        }
-    }
-    let mut import = Import::start(ImportSpec {
-        source: args.source,
-        target: args.destination,
+    let resolved = access.resolve(
+        &[
+            SideSpec {
+                registry: src.registry().into(),
+                flag: "--src-creds",
+                env: "HOIST_SRC_CREDS",
+                action: "pull from",
+                given: options.src_creds.as_deref(),
+            },
+            SideSpec {
+                registry: dst.registry().into(),
+                flag: "--dest-creds",
+                env: "HOIST_DEST_CREDS",
+                action: "push to",
+                given: options.dest_creds.as_deref(),
+            },
+        ],
+        auth_file,
+    )?;
+    let spec = ImportSpec {
+        source: source.into(),
+        target: destination.into(),
         platforms,
-        endpoints,
-        insecure: args.plain_http,
-        concurrency: args.jobs,
-        max_retries: args.retry,
-        chunk_size: args.chunk_size,
+        endpoints: resolved.endpoints,
+        insecure: resolved.insecure,
+        concurrency: options.jobs,
+        max_retries: access.retry,
+        chunk_size: options.chunk_size,
         mount_from: Vec::new(),
         copy_foreign_layers: false,
         timeouts: Default::default(),
-        credentials,
-        dry_run: false,
-    })?;
-    let started = Instant::now();
-    let mut last_report = Instant::now();
-    loop {
-        let status = import.advance(250);
+        credentials: resolved.credentials,
+        dry_run: options.dry_run,
+    };
+    Ok((spec, resolved.sides))
+}
+
+/// What a finished copy (or dry run) reports.
+pub struct Outcome {
+    pub status: Status,
+    pub dry_run: bool,
+    pub source: String,
+    pub destination: String,
+    pub seconds: f64,
+}
+
+/// Runs SRC → DST to its end, reporting progress.
+pub fn copy_one(
+    source: &str,
+    destination: &str,
+    options: &CopyOptions,
+    access: &Access,
+    auth_file: Option<&crate::creds::AuthFile>,
+    reporter: &mut Reporter,
+) -> Result<Outcome, Failure> {
+    let (spec, sides) = prepare(source, destination, options, access, auth_file)?;
+    let dry_run = spec.dry_run;
+    let mut import = Import::start(spec).map_err(|e| failure::from_import(e, &sides))?;
+    let status = loop {
+        let status = import.advance(reporter.slice_ms());
         if status.phase.is_finished() {
-            return finish(status, started.elapsed());
+            reporter.finish(&status);
+            break status;
         }
-        if last_report.elapsed() >= Duration::from_secs(2) {
-            report(&status);
-            last_report = Instant::now();
-        }
+        reporter.update(&status);
+    };
+    if status.phase != Phase::Done {
+        let error = status.error.clone().unwrap_or_else(|| {
+            hoist_plugin::progress::ImportError::Registry(
+                "the import stopped without a reason".into(),
+            )
+        });
+        return Err(failure::from_import(error, &sides));
     }
+    Ok(Outcome {
+        seconds: reporter.elapsed().as_secs_f64(),
+        status,
+        dry_run,
+        source: source.into(),
+        destination: destination.into(),
+    })
 }
 
-fn report(status: &Status) {
-    eprintln!(
-        "{:?}: {}/{} blobs, {} of {} MiB",
-        status.phase,
-        status.blobs_done(),
-        status.blobs.len(),
-        status.bytes_done() >> 20,
-        status.bytes_total() >> 20
-    );
-}
-
-fn finish(status: Status, elapsed: Duration) -> Result<String, ImportError> {
-    for warning in &status.warnings {
-        eprintln!("hoist: warning: {warning}");
+impl Outcome {
+    /// The digest reference the destination now has (for a dry run: would have).
+    pub fn reference(&self) -> String {
+        let dst = Reference::parse(&self.destination).expect("checked before the import");
+        let digest = self
+            .status
+            .manifests
+            .last()
+            .map(|m| m.digest.as_str())
+            .unwrap_or_default();
+        self.status
+            .target_reference
+            .clone()
+            .unwrap_or_else(|| format!("{}/{}@{digest}", dst.registry(), dst.repository()))
     }
-    match status.phase {
-        Phase::Done => {
-            eprintln!(
-                "copied {} blobs ({} MiB moved) in {:.1}s",
-                status.blobs.len(),
-                status.bytes_transferred() >> 20,
-                elapsed.as_secs_f64()
+
+    fn count(&self, f: impl Fn(&BlobState) -> bool) -> (usize, u64) {
+        let blobs: Vec<_> = self.status.blobs.iter().filter(|b| f(&b.state)).collect();
+        (blobs.len(), blobs.iter().map(|b| b.size).sum())
+    }
+
+    /// Prints the result: the digest reference on stdout (a dry run's plan), a summary
+    /// on stderr, or the `done`/`plan` event.
+    pub fn print(&self, reporter: &Reporter) {
+        if self.dry_run {
+            return self.print_plan(reporter);
+        }
+        let (skipped, _) = self.count(|s| *s == BlobState::Skipped);
+        let (mounted, _) = self.count(|s| *s == BlobState::Mounted);
+        let (copied, _) = self.count(|s| *s == BlobState::Done);
+        let moved = self.status.bytes_transferred();
+        match reporter.mode {
+            Mode::Json => reporter.emit(json!({
+                "event": "done",
+                "reference": self.reference(),
+                "digest": self.status.digest,
+                "blobs": self.status.blobs.len(),
+                "blobs_copied": copied,
+                "blobs_skipped": skipped,
+                "blobs_mounted": mounted,
+                "bytes_transferred": moved,
+                "seconds": self.seconds,
+            })),
+            Mode::Bars | Mode::Lines => eprintln!(
+                "copied {} in {:.1} s: {copied} blobs moved ({}), {skipped} already there, \
+                 {mounted} mounted",
+                self.source,
+                self.seconds,
+                size(moved),
+            ),
+            Mode::Quiet => {}
+        }
+        if reporter.mode != Mode::Json {
+            println!("{}", self.reference());
+        }
+    }
+
+    fn print_plan(&self, reporter: &Reporter) {
+        let s = &self.status;
+        let action = |state: &BlobState| match state {
+            BlobState::Skipped => "skip",
+            BlobState::Foreign => "foreign",
+            _ => "copy",
+        };
+        let (to_copy, copy_bytes) = self.count(|s| action(s) == "copy");
+        let (to_skip, skip_bytes) = self.count(|s| action(s) != "copy");
+        if reporter.mode == Mode::Json {
+            let blobs: Vec<_> = s
+                .blobs
+                .iter()
+                .map(|b| {
+                    json!({
+                        "digest": b.digest,
+                        "media_type": b.media_type,
+                        "size": b.size,
+                        "action": action(&b.state),
+                    })
+                })
+                .collect();
+            reporter.emit(json!({
+                "event": "plan",
+                "source": self.source,
+                "target": self.destination,
+                "reference": self.reference(),
+                "manifests": report::manifests_json(s),
+                "blobs": blobs,
+                "copy_blobs": to_copy,
+                "copy_bytes": copy_bytes,
+                "skip_blobs": to_skip,
+                "skip_bytes": skip_bytes,
+            }));
+            return;
+        }
+        let mut out = format!(
+            "dry run: {} → {} (nothing was written)\nmanifests, pushed in this order (the \
+             tag names the last):\n",
+            self.source, self.destination
+        );
+        for m in &s.manifests {
+            let what = m.platform.clone().unwrap_or_else(|| {
+                if m.media_type.contains("index") || m.media_type.contains("list") {
+                    "index".into()
+                } else {
+                    "image".into()
+                }
+            });
+            out += &format!(
+                "  {}  {what:<16} {:>10}  {}\n",
+                m.digest,
+                size(m.size),
+                m.media_type
             );
-            Ok(status.target_reference.unwrap_or_default())
         }
-        _ => Err(status.error.unwrap_or_else(|| {
-            ImportError::Registry("the import stopped without a reason".into())
-        })),
+        out += &format!("blobs ({}, {}):\n", s.blobs.len(), size(s.bytes_total()));
+        for b in &s.blobs {
+            let note = match b.state {
+                BlobState::Skipped => "skip: the destination has it",
+                BlobState::Foreign => "skip: foreign layer, not distributable",
+                _ => "copy",
+            };
+            out += &format!("  {}  {:>10}  {note}\n", b.digest, size(b.size));
+        }
+        out += &format!(
+            "would copy {to_copy} blobs ({}) and skip {to_skip} ({})\nresult: {}",
+            size(copy_bytes),
+            size(skip_bytes),
+            self.reference()
+        );
+        println!("{out}");
     }
 }

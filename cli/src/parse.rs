@@ -1,9 +1,9 @@
 //! `hoist parse REF`: how Hoist (and `docker pull`) reads an image reference.
 
 use crate::exit;
+use crate::failure::Failure;
 use hoist_plugin::reference::Reference;
 use serde::Serialize;
-use std::process::ExitCode;
 
 #[derive(clap::Args)]
 #[command(after_help = "Examples:\n  \
@@ -27,12 +27,16 @@ struct Parsed<'a> {
     canonical: String,
 }
 
-pub fn run(args: Args) -> ExitCode {
+pub fn run(args: Args) -> u8 {
     let reference = match Reference::parse(&args.reference) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("hoist: {e}");
-            return ExitCode::from(exit::USAGE);
+            let f = Failure::usage(
+                e.to_string(),
+                "a reference reads [REGISTRY/]REPOSITORY[:TAG][@DIGEST], as `docker pull` takes it",
+            );
+            eprintln!("{f}");
+            return f.exit_code();
         }
     };
     if args.json {
@@ -51,5 +55,5 @@ pub fn run(args: Args) -> ExitCode {
     } else {
         println!("{}", reference.canonical());
     }
-    ExitCode::SUCCESS
+    exit::OK
 }

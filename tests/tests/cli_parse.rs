@@ -67,19 +67,27 @@ fn an_invalid_reference_exits_non_zero_with_one_line() {
         ("https://ghcr.io/o/r", "URL scheme"),
     ] {
         let out = hoist(&["parse", input]);
-        // WASI 0.2's `wasi:cli/exit` carries only success or failure, so under a stock
-        // `wasmtime run` every failure exits 1.
-        assert_eq!(out.status.code(), Some(1), "{input}: a failure exit");
+        // WASI 0.2.12's `exit-with-code`, which a plain `wasmtime run` grants, carries the
+        // usage class's own code.
+        assert_eq!(out.status.code(), Some(2), "{input}: the usage exit code");
         assert_eq!(stdout(&out), "", "{input}: nothing on stdout");
         let err = stderr(&out);
         assert_eq!(err.lines().count(), 1, "{input}: one line: {err}");
+        assert!(
+            err.starts_with("usage: "),
+            "{input}: the class first: {err}"
+        );
         assert!(err.contains(phrase), "{input}: {err}");
     }
 }
 
 #[test]
-fn a_missing_argument_is_a_usage_error() {
+fn a_missing_argument_is_a_one_line_usage_error() {
     let out = hoist(&["parse"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("Usage"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "usage: the following required arguments were not provided: <REFERENCE>; see \
+         `hoist parse --help`\n"
+    );
 }
