@@ -52,13 +52,22 @@ pub fn exists_with(reference: &str, creds: &str) -> bool {
 /// Pulls every platform of `reference` into a directory, which makes skopeo fetch and
 /// verify every blob.
 pub fn pull_all(reference: &str) {
+    pull(reference, &[]);
+}
+
+/// [`pull_all`], with `user:password` credentials.
+pub fn pull_all_with(reference: &str, creds: &str) {
+    pull(reference, &["--src-creds", creds]);
+}
+
+fn pull(reference: &str, extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    run(&[
-        "copy",
-        "--all",
-        "--src-tls-verify=false",
-        &format!("docker://{reference}"),
-        &format!("dir:{}", dir.path().display()),
-    ])
-    .unwrap_or_else(|e| panic!("skopeo copy {reference}: {e}"));
+    let mut args = vec!["copy", "--all", "--src-tls-verify=false"];
+    args.extend(extra);
+    let (src, dst) = (
+        format!("docker://{reference}"),
+        format!("dir:{}", dir.path().display()),
+    );
+    args.extend([src.as_str(), dst.as_str()]);
+    run(&args).unwrap_or_else(|e| panic!("skopeo copy {reference}: {e}"));
 }

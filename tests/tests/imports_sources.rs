@@ -1,0 +1,299 @@
+//! Imports on the host from the registries admins name most (`ghcr.io`, `quay.io`,
+//! `registry.k8s.io`), each mapped to a local Debian `docker-registry` by a mirror; from a
+//! private source behind token auth, whose password must not surface in the host's logs; and
+//! twenty at once under the worker limit while the registry keeps serving pulls.
+
+use hoist_tests::fake_registry::{FakeRegistry, Fault};
+use hoist_tests::hoist_server::{ADMIN_PASSWORD, HoistServer, test_config};
+use hoist_tests::images::{Format, Pusher};
+use hoist_tests::registry::{Auth, Registry};
+use hoist_tests::token_server::{ISSUER, SERVICE, TokenField, TokenServer};
+use hoist_tests::{skopeo, wait_until};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+const LAYERS: &[usize] = &[200_000, 400_000];
+const TASK_DEADLINE: Duration = Duration::from_secs(120);
+
+fn admin_creds() -> String {
+    format!("admin:{ADMIN_PASSWORD}")
+}
+
+fn import(host: &HoistServer, project: &str, body: Value) -> String {
+    let (status, accepted) = host.admin(
+        "POST",
+        &format!("/api/v1/projects/{project}/images/import"),
+        Some(body),
+    );
+    assert_eq!(status, 202, "{accepted}");
+    accepted["task_id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn ghcr_quay_and_k8s_references_import_through_their_mirrors() {
+    let ghcr = Registry::start(Auth::None);
+    let quay = Registry::start(Auth::None);
+    let k8s = Registry::start(Auth::None);
+    let multi = Pusher::new(&ghcr.url()).index(
+        "owner/repo",
+        "v1.0.0",
+        Format::Oci,
+        LAYERS,
+        &[("linux", "amd64", None), ("linux", "arm64", Some("v8"))],
+    );
+    let prometheus = Pusher::new(&quay.url()).image(
+        "prometheus/prometheus",
+        Some("latest"),
+        Format::Docker,
+        LAYERS,
+        ("linux", "amd64"),
+    );
+    let pause = Pusher::new(&k8s.url()).image(
+        "pause",
+        Some("3.9"),
+        Format::Oci,
+        &[50_000],
+        ("linux", "amd64"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (ghcr_url, quay_url, k8s_url) = (ghcr.url(), quay.url(), k8s.url());
+    let host = HoistServer::start(test_config(
+        dir.path(),
+        &[
+            ("ghcr.io", &ghcr_url),
+            ("quay.io", &quay_url),
+            ("registry.k8s.io", &k8s_url),
+        ],
+    ));
+    host.project("mirror", false);
+
+    let cases = [
+        (
+            "ghcr.io/owner/repo:v1.0.0",
+            "repo:v1.0.0",
+            &ghcr,
+            "owner/repo:v1.0.0",
+            &multi.digest,
+        ),
+        (
+            "quay.io/prometheus/prometheus:latest",
+            "prometheus:latest",
+            &quay,
+            "prometheus/prometheus:latest",
+            &prometheus.digest,
+        ),
+        (
+            "registry.k8s.io/pause:3.9",
+            "pause:3.9",
+            &k8s,
+            "pause:3.9",
+            &pause.digest,
+        ),
+    ];
+    let ids: Vec<String> = cases
+        .iter()
+        .map(|(source, ..)| import(&host, "mirror", json!({"source_url": source})))
+        .collect();
+    for (id, (source, target, origin, origin_ref, digest)) in ids.iter().zip(&cases) {
+        let task = host.wait_task(id, TASK_DEADLINE);
+        assert_eq!(task["state"], "succeeded", "{source}: {task}");
+        assert_eq!(task["digest"], digest.as_str(), "{source}");
+        let stored = format!("{}/mirror/{target}", host.host());
+        assert_eq!(task["target"], stored, "{source}");
+        // The manifest (an index for ghcr's) is byte for byte the source's, and skopeo can
+        // fetch and verify every blob of every platform from the host.
+        assert_eq!(
+            skopeo::inspect_raw(&stored, Some(&admin_creds())),
+            skopeo::inspect_raw(&format!("{}/{origin_ref}", origin.host()), None),
+            "{source}"
+        );
+        skopeo::pull_all_with(&stored, &admin_creds());
+    }
+}
+
+/// Every line the process logs, at debug level, for the tests that scan them.
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        tracing_subscriber::fmt()
+            // Debug for everything but the compiler, whose output is large and holds no
+            // request data.
+            .with_env_filter("debug,cranelift_codegen=info,wasmtime_cranelift=info")
+            .with_ansi(false)
+            .with_writer(move || LogWriter(sink.clone()))
+            .init();
+        logs
+    })
+    .clone()
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_private_source_behind_token_auth_imports_and_its_password_is_never_logged() {
+    let logs = captured_logs();
+    let password = "tok3n-source-pw-9a1e";
+    let tokens = TokenServer::start("dana", password, TokenField::AccessToken);
+    let src = Registry::start(Auth::Token {
+        realm: tokens.realm(),
+        service: SERVICE.into(),
+        issuer: ISSUER.into(),
+        cert_pem: tokens.cert_pem.clone(),
+    });
+    let pushed = Pusher::new(&src.url())
+        .with_auth(format!(
+            "Bearer {}",
+            tokens.mint("team/secret", &["pull", "push"])
+        ))
+        .image(
+            "team/secret",
+            Some("v2"),
+            Format::Oci,
+            LAYERS,
+            ("linux", "amd64"),
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path(), &[]);
+    config.registries.insert(
+        src.host(),
+        hoist_host::config::SourceRegistry {
+            insecure: true,
+            ..Default::default()
+        },
+    );
+    let host = HoistServer::start(config);
+    host.project("web", false);
+
+    // Without credentials the source refuses, and the task says what would fix it.
+    let source = format!("{}/team/secret:v2", src.host());
+    let id = import(&host, "web", json!({"source_url": source}));
+    let task = host.wait_task(&id, TASK_DEADLINE);
+    assert_eq!(task["state"], "failed", "{task}");
+    assert_eq!(task["error"]["code"], "unauthorized", "{task}");
+
+    let id = import(
+        &host,
+        "web",
+        json!({"source_url": source, "target_image": "secret", "target_tag": "v2",
+               "auth": {"username": "dana", "password": password}}),
+    );
+    let task = host.wait_task(&id, TASK_DEADLINE);
+    assert_eq!(task["state"], "succeeded", "{task}");
+    assert_eq!(task["digest"], pushed.digest.as_str());
+    // The token server saw the credentials: they reached the realm the registry announced.
+    assert!(tokens.requests().iter().any(|(_, with_creds)| *with_creds));
+    skopeo::pull_all_with(&format!("{}/web/secret:v2", host.host()), &admin_creds());
+
+    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    // The capture works: the host logged this import's requests.
+    assert!(logged.contains(&id), "the logs do not mention the task");
+    assert!(!logged.contains(password), "a log line holds the password");
+    let (_, task_json) = host.admin("GET", &format!("/api/v1/tasks/{id}"), None);
+    assert!(!task_json.to_string().contains(password));
+}
+
+#[test]
+fn twenty_imports_at_once_stay_under_the_worker_limit_while_pulls_keep_working() {
+    const WORKERS: usize = 4;
+    // Each import of the fake's slow layer takes about 4 s: long enough for the limit
+    // to be reached and watched, short enough for 20 in 5 rounds.
+    let fake = FakeRegistry::start(Fault::SlowLayer);
+    let served = Registry::start(Auth::None);
+    let resident = Pusher::new(&served.url()).image(
+        "library/resident",
+        Some("v1"),
+        Format::Oci,
+        LAYERS,
+        ("linux", "amd64"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let served_url = served.url();
+    let mut config = test_config(dir.path(), &[("docker.io", &served_url)]);
+    config.imports.workers = WORKERS;
+    config.imports.per_registry = WORKERS;
+    config.registries.insert(
+        fake.host(),
+        hoist_host::config::SourceRegistry {
+            insecure: true,
+            ..Default::default()
+        },
+    );
+    let host = HoistServer::start(config);
+    host.project("busy", false);
+    let id = import(&host, "busy", json!({"source_url": "resident:v1"}));
+    assert_eq!(host.wait_task(&id, TASK_DEADLINE)["state"], "succeeded");
+
+    let ids: Vec<String> = (0..20)
+        .map(|i| {
+            import(
+                &host,
+                "busy",
+                json!({"source_url": format!("{}/fake:v1", fake.host()),
+                       "target_image": format!("copy{i}"), "target_tag": "v1"}),
+            )
+        })
+        .collect();
+
+    let mut most_running = 0;
+    let mut slowest_pull = Duration::ZERO;
+    let resident_ref = format!("{}/busy/resident:v1", host.host());
+    wait_until(
+        Duration::from_secs(180),
+        "twenty imports to finish",
+        || {
+            let (status, page) =
+                host.admin("GET", "/api/v1/projects/busy/tasks?state=running", None);
+            assert_eq!(status, 200, "{page}");
+            // The list filters on the recorded state; the live one is what counts.
+            let running = page["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|t| t["state"] == "running")
+                .count();
+            assert!(
+                running <= WORKERS,
+                "{running} imports ran at once, over the limit of {WORKERS}"
+            );
+            most_running = most_running.max(running);
+            // The registry keeps answering pulls of what it already holds.
+            let started = Instant::now();
+            let manifest = skopeo::inspect_raw(&resident_ref, Some(&admin_creds()));
+            slowest_pull = slowest_pull.max(started.elapsed());
+            assert_eq!(hoist_tests::images::sha256(&manifest), resident.digest);
+            let (_, done) = host.admin(
+                "GET",
+                "/api/v1/projects/busy/tasks?state=succeeded&limit=100",
+                None,
+            );
+            done["tasks"].as_array().unwrap().len() == 21
+        },
+    );
+    assert_eq!(
+        most_running, WORKERS,
+        "the worker pool never filled: the limit was not exercised"
+    );
+    assert!(
+        slowest_pull < Duration::from_secs(5),
+        "a pull took {slowest_pull:?} while imports ran"
+    );
+    for id in &ids {
+        let (_, task) = host.admin("GET", &format!("/api/v1/tasks/{id}"), None);
+        assert_eq!(task["state"], "succeeded", "{task}");
+        assert_eq!(task["bytes_done"], task["bytes_total"], "{task}");
+    }
+}
