@@ -26,6 +26,23 @@ pub struct Config {
     pub egress: EgressConfig,
     /// Per source registry: mirrors, plain HTTP, extra CAs.
     pub registries: HashMap<String, SourceRegistry>,
+    /// An external OCI registry that imports write to instead of the built-in one.
+    pub target: Option<TargetConfig>,
+}
+
+/// An external registry as the import target. Projects stay Hoist's (they are the first
+/// path component there too); the images, and pulls of them, are the external registry's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// Its base URL: `https://registry.example.com`, or `http://…` for plain HTTP.
+    pub url: String,
+    /// The account imports push as. Its password comes from `password_file` or from
+    /// `HOIST_TARGET_PASSWORD`, never from this file.
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// A PEM file of CA certificates it is also trusted with.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -94,6 +111,7 @@ impl Default for Config {
             imports: ImportsConfig::default(),
             egress: EgressConfig::default(),
             registries: HashMap::new(),
+            target: None,
         }
     }
 }

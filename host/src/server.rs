@@ -10,13 +10,17 @@ use crate::metadata::Metadata;
 use crate::metrics::Metrics;
 use crate::outbound::client::Clients;
 use crate::outbound::egress::{Cidr, EgressPolicy};
+use crate::outbound::{HostCredential, Secret};
 use crate::plugin::PluginRuntime;
 use crate::registry::{Registry, RegistryOptions};
 use crate::secrets::SecretBox;
 use crate::storage::FsStorage;
-use crate::tasks::{OwnRegistry, RegistrySettings, RunnerConfig, TaskRunner, TaskStore};
-use anyhow::{Context, Result, anyhow};
+use crate::tasks::{
+    ExternalTarget, OwnRegistry, RegistrySettings, RunnerConfig, TaskRunner, TaskStore,
+};
+use anyhow::{Context, Result, anyhow, bail};
 use axum::response::IntoResponse as _;
+use hoist_plugin::url::Url;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,6 +80,12 @@ pub fn build(config: &Config, password: Option<String>) -> Result<Host> {
             registries.insecure.insert(name.clone());
         }
     }
+    let target = external_target(config)?;
+    // Task targets, and the pull commands shown for them, name the registry that holds
+    // the images.
+    let import_authority = target
+        .as_ref()
+        .map_or_else(|| config.external_host(), |t| t.authority.clone());
     let runner = TaskRunner::new(
         metadata.clone() as Arc<dyn TaskStore>,
         plugin.clone(),
@@ -84,6 +94,7 @@ pub fn build(config: &Config, password: Option<String>) -> Result<Host> {
             workers: config.imports.workers,
             per_registry: config.imports.per_registry,
             registries,
+            target,
         },
     );
     let external_host = config.external_host();
@@ -93,7 +104,7 @@ pub fn build(config: &Config, password: Option<String>) -> Result<Host> {
         runner: runner.clone(),
         admin: admin.clone(),
         keys,
-        external_host: external_host.clone(),
+        external_host: import_authority,
     });
     let token = axum::Router::new()
         .route("/token", axum::routing::get(registry_access::token))
@@ -138,6 +149,49 @@ pub fn build(config: &Config, password: Option<String>) -> Result<Host> {
     })
 }
 
+/// The external target registry, when the configuration names one, with its account.
+fn external_target(config: &Config) -> Result<Option<ExternalTarget>> {
+    let Some(target) = &config.target else {
+        return Ok(None);
+    };
+    let url =
+        Url::parse(target.url.trim_end_matches('/')).map_err(|e| anyhow!("target.url: {e}"))?;
+    if url.path != "/" {
+        bail!(
+            "target.url {:?} has a path; a registry's API is at the root of its host, so give \
+             only the scheme and host (https://registry.example.com)",
+            target.url
+        );
+    }
+    let password = match &target.password_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading target.password_file {}", path.display()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+        ),
+        None => std::env::var("HOIST_TARGET_PASSWORD").ok(),
+    };
+    let credential = match (&target.username, password) {
+        (Some(username), Some(password)) => Some(HostCredential {
+            endpoints: vec![url.clone()],
+            username: username.clone(),
+            password: Secret::new(password),
+        }),
+        (None, None) => None,
+        (Some(_), None) => bail!(
+            "target.username is set but no password: set target.password_file or \
+             HOIST_TARGET_PASSWORD"
+        ),
+        (None, Some(_)) => bail!("a target password is set but no target.username to go with it"),
+    };
+    Ok(Some(ExternalTarget {
+        authority: url.authority.clone(),
+        plain_http: !url.https,
+        credential,
+    }))
+}
+
 /// The pooled client with the configured egress policy and extra CAs.
 fn clients(config: &Config) -> Result<Clients> {
     let allowed = config
@@ -154,5 +208,24 @@ fn clients(config: &Config) -> Result<Clients> {
             cas.insert(name.clone(), pem);
         }
     }
-    Clients::new(EgressPolicy { allowed }, &cas, Duration::from_secs(15)).map_err(|e| anyhow!(e))
+    let mut trusted_hosts = Vec::new();
+    if let Some(target) = &config.target {
+        let url =
+            Url::parse(target.url.trim_end_matches('/')).map_err(|e| anyhow!("target.url: {e}"))?;
+        let authority: axum::http::uri::Authority = url
+            .authority
+            .parse()
+            .map_err(|e| anyhow!("target.url {:?}: {e}", target.url))?;
+        trusted_hosts.push(authority.host().to_owned());
+        if let Some(path) = &target.ca_file {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading target.ca_file {}", path.display()))?;
+            cas.insert(url.authority.clone(), pem);
+        }
+    }
+    let policy = EgressPolicy {
+        allowed,
+        trusted_hosts,
+    };
+    Clients::new(policy, &cas, Duration::from_secs(15)).map_err(|e| anyhow!(e))
 }

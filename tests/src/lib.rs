@@ -122,6 +122,7 @@ pub fn loopback_clients() -> Clients {
     Clients::new(
         EgressPolicy {
             allowed: vec![Cidr::parse("127.0.0.0/8").unwrap()],
+            ..Default::default()
         },
         &Default::default(),
         Duration::from_secs(15),

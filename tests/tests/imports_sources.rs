@@ -251,38 +251,33 @@ fn twenty_imports_at_once_stay_under_the_worker_limit_while_pulls_keep_working()
     let mut most_running = 0;
     let mut slowest_pull = Duration::ZERO;
     let resident_ref = format!("{}/busy/resident:v1", host.host());
-    wait_until(
-        Duration::from_secs(180),
-        "twenty imports to finish",
-        || {
-            let (status, page) =
-                host.admin("GET", "/api/v1/projects/busy/tasks?state=running", None);
-            assert_eq!(status, 200, "{page}");
-            // The list filters on the recorded state; the live one is what counts.
-            let running = page["tasks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|t| t["state"] == "running")
-                .count();
-            assert!(
-                running <= WORKERS,
-                "{running} imports ran at once, over the limit of {WORKERS}"
-            );
-            most_running = most_running.max(running);
-            // The registry keeps answering pulls of what it already holds.
-            let started = Instant::now();
-            let manifest = skopeo::inspect_raw(&resident_ref, Some(&admin_creds()));
-            slowest_pull = slowest_pull.max(started.elapsed());
-            assert_eq!(hoist_tests::images::sha256(&manifest), resident.digest);
-            let (_, done) = host.admin(
-                "GET",
-                "/api/v1/projects/busy/tasks?state=succeeded&limit=100",
-                None,
-            );
-            done["tasks"].as_array().unwrap().len() == 21
-        },
-    );
+    wait_until(Duration::from_secs(180), "twenty imports to finish", || {
+        let (status, page) = host.admin("GET", "/api/v1/projects/busy/tasks?state=running", None);
+        assert_eq!(status, 200, "{page}");
+        // The list filters on the recorded state; the live one is what counts.
+        let running = page["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["state"] == "running")
+            .count();
+        assert!(
+            running <= WORKERS,
+            "{running} imports ran at once, over the limit of {WORKERS}"
+        );
+        most_running = most_running.max(running);
+        // The registry keeps answering pulls of what it already holds.
+        let started = Instant::now();
+        let manifest = skopeo::inspect_raw(&resident_ref, Some(&admin_creds()));
+        slowest_pull = slowest_pull.max(started.elapsed());
+        assert_eq!(hoist_tests::images::sha256(&manifest), resident.digest);
+        let (_, done) = host.admin(
+            "GET",
+            "/api/v1/projects/busy/tasks?state=succeeded&limit=100",
+            None,
+        );
+        done["tasks"].as_array().unwrap().len() == 21
+    });
     assert_eq!(
         most_running, WORKERS,
         "the worker pool never filled: the limit was not exercised"
@@ -296,4 +291,53 @@ fn twenty_imports_at_once_stay_under_the_worker_limit_while_pulls_keep_working()
         assert_eq!(task["state"], "succeeded", "{task}");
         assert_eq!(task["bytes_done"], task["bytes_total"], "{task}");
     }
+}
+
+#[test]
+fn an_external_target_receives_imports_pushed_with_the_hosts_own_account() {
+    let (src, _) = {
+        let src = Registry::start(Auth::None);
+        let pushed = Pusher::new(&src.url()).image(
+            "library/app",
+            Some("v1"),
+            Format::Docker,
+            LAYERS,
+            ("linux", "amd64"),
+        );
+        (src, pushed)
+    };
+    let push_password = "target-push-pw-5b07";
+    let external = Registry::start(Auth::Basic {
+        user: "pusher".into(),
+        password: push_password.into(),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("target-password");
+    std::fs::write(&password_file, format!("{push_password}\n")).unwrap();
+    let mirror = src.url();
+    let mut config = test_config(&dir.path().join("data"), &[("docker.io", &mirror)]);
+    config.target = Some(hoist_host::config::TargetConfig {
+        url: external.url(),
+        username: Some("pusher".into()),
+        password_file: Some(password_file),
+        ca_file: None,
+    });
+    let host = HoistServer::start(config);
+    host.project("ext", false);
+
+    let id = import(&host, "ext", json!({"source_url": "app:v1"}));
+    let task = host.wait_task(&id, TASK_DEADLINE);
+    assert_eq!(task["state"], "succeeded", "{task}");
+    let landed = format!("{}/ext/app:v1", external.host());
+    assert_eq!(task["target"], landed);
+    assert!(!task.to_string().contains(push_password));
+    // The image is in the external registry, byte for byte, and not in the host's own.
+    assert_eq!(
+        skopeo::inspect_raw(&landed, Some(&format!("pusher:{push_password}"))),
+        skopeo::inspect_raw(&format!("{}/library/app:v1", src.host()), None)
+    );
+    assert!(!skopeo::exists_with(
+        &format!("{}/ext/app:v1", host.host()),
+        &admin_creds()
+    ));
 }

@@ -275,6 +275,7 @@ fn a_redirect_to_an_address_the_policy_refuses_is_refused() {
         Clients::new(
             EgressPolicy {
                 allowed: vec![Cidr::parse("127.0.0.1/32").unwrap()],
+                ..Default::default()
             },
             &HashMap::new(),
             Duration::from_secs(5),

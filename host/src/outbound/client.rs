@@ -61,6 +61,9 @@ impl tower_service::Service<Name> for PolicyResolver {
             let host = name.as_str().to_owned();
             let answers: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if policy.trusts(&host) {
+                return Ok(answers.into_iter());
+            }
             let mut refused = None;
             let allowed: Vec<SocketAddr> = answers
                 .into_iter()
@@ -138,6 +141,9 @@ impl Clients {
 
     /// Checks an address written literally in a URL, which skips the resolver.
     pub fn check_literal(&self, host: &str) -> Result<(), PolicyDenied> {
+        if self.policy.trusts(host) {
+            return Ok(());
+        }
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         match bare.parse::<IpAddr>() {
             Ok(ip) => self.policy.check(ip).map_err(|class| PolicyDenied {

@@ -92,9 +92,23 @@ impl Cidr {
 #[derive(Clone, Debug, Default)]
 pub struct EgressPolicy {
     pub allowed: Vec<Cidr>,
+    /// Host names (or literal addresses) reached whatever they resolve to: the external
+    /// target the admin configured, which commonly lives on a private network. Redirects
+    /// away from it are checked as usual.
+    pub trusted_hosts: Vec<String>,
 }
 
 impl EgressPolicy {
+    /// Whether `host` (a name or an address, IPv6 with or without brackets) is trusted.
+    pub fn trusts(&self, host: &str) -> bool {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        self.trusted_hosts.iter().any(|t| {
+            t.trim_start_matches('[')
+                .trim_end_matches(']')
+                .eq_ignore_ascii_case(bare)
+        })
+    }
+
     /// Whether `ip` may be reached; if not, the class that forbids it.
     pub fn check(&self, ip: IpAddr) -> Result<(), Refused> {
         match classify(ip) {
@@ -213,12 +227,32 @@ mod tests {
     }
 
     #[test]
+    fn a_trusted_host_is_trusted_by_name_and_nothing_else_is() {
+        let policy = EgressPolicy {
+            trusted_hosts: vec!["registry.internal".into(), "[fd00::5]".into()],
+            ..Default::default()
+        };
+        assert!(policy.trusts("registry.internal"));
+        assert!(policy.trusts("REGISTRY.internal"));
+        assert!(policy.trusts("fd00::5"));
+        assert!(policy.trusts("[fd00::5]"));
+        assert!(!policy.trusts("registry.internal.evil"));
+        assert!(!policy.trusts("10.0.0.1"));
+        // Trust is by name: the addresses themselves stay refused for everyone else.
+        assert_eq!(
+            policy.check("fd00::5".parse().unwrap()),
+            Err(Refused::Private)
+        );
+    }
+
+    #[test]
     fn the_configuration_can_allow_networks() {
         let policy = EgressPolicy {
             allowed: vec![
                 Cidr::parse("127.0.0.0/8").unwrap(),
                 Cidr::parse("10.20.0.0/16").unwrap(),
             ],
+            ..Default::default()
         };
         assert!(policy.check("127.0.0.1".parse().unwrap()).is_ok());
         assert!(policy.check("::ffff:127.0.0.1".parse().unwrap()).is_ok());

@@ -72,6 +72,18 @@ pub struct RunnerConfig {
     pub workers: usize,
     pub per_registry: usize,
     pub registries: RegistrySettings,
+    /// Where imports write when it is not the host's own registry.
+    pub target: Option<ExternalTarget>,
+}
+
+/// An external registry that imports write to, with the account the host pushes as.
+#[derive(Clone, Debug)]
+pub struct ExternalTarget {
+    /// `host[:port]`, as task targets name it.
+    pub authority: String,
+    pub plain_http: bool,
+    /// Added at the wasi:http boundary like a source's, never handed to the plugin.
+    pub credential: Option<HostCredential>,
 }
 
 impl Default for RunnerConfig {
@@ -80,6 +92,7 @@ impl Default for RunnerConfig {
             workers: 4,
             per_registry: 2,
             registries: RegistrySettings::default(),
+            target: None,
         }
     }
 }
@@ -395,7 +408,14 @@ impl TaskRunner {
             });
         }
         let mut insecure: Vec<String> = settings.insecure.iter().cloned().collect();
-        let internal = own.map(|own| {
+        let external = self.inner.config.target.as_ref();
+        if let Some(target) = external {
+            if target.plain_http {
+                insecure.push(target.authority.clone());
+            }
+            credentials.extend(target.credential.clone());
+        }
+        let internal = own.filter(|_| external.is_none()).map(|own| {
             // In-process requests need no TLS; the plugin talks plain HTTP to it.
             insecure.push(own.authority.clone());
             Internal {
