@@ -66,11 +66,13 @@ push_image() {
 # Reads every blob of the image from the registry, in parallel, to /dev/null: the limit.
 # The digests come from the manifest, so nothing but the reads is timed.
 read_all_blobs() {
-  local dir=$1 port=$2 repo=$3 digest
+  local dir=$1 port=$2 repo=$3 digest pids=()
   for digest in $(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(" ".join(d["digest"] for d in [m["config"]]+m["layers"]))' "$dir/manifest.json"); do
     curl -sf -o /dev/null "http://127.0.0.1:$port/v2/$repo/blobs/$digest" &
+    pids+=($!)
   done
-  wait
+  # Only these: a bare `wait` would also wait for servers the caller runs in the background.
+  wait "${pids[@]}"
 }
 
 # Seconds since the epoch, with nanoseconds.
