@@ -341,3 +341,66 @@ fn an_external_target_receives_imports_pushed_with_the_hosts_own_account() {
         &admin_creds()
     ));
 }
+
+#[test]
+fn concurrent_imports_into_one_project_move_a_shared_layer_once() {
+    // The fake's layer trickles for about 4 s, so the second import asks for it while the
+    // first is still moving it.
+    let fake = FakeRegistry::start(Fault::SlowLayer);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path(), &[]);
+    config.registries.insert(
+        fake.host(),
+        hoist_host::config::SourceRegistry {
+            insecure: true,
+            ..Default::default()
+        },
+    );
+    let host = HoistServer::start(config);
+    host.project("shared", false);
+    let source = format!("{}/fake:v1", fake.host());
+    let ids: Vec<String> = ["one", "two"]
+        .iter()
+        .map(|name| {
+            import(
+                &host,
+                "shared",
+                json!({"source_url": source, "target_image": name, "target_tag": "v1"}),
+            )
+        })
+        .collect();
+    let tasks: Vec<Value> = ids
+        .iter()
+        .map(|id| host.wait_task(id, TASK_DEADLINE))
+        .collect();
+    for task in &tasks {
+        assert_eq!(task["state"], "succeeded", "{task}");
+    }
+    assert_eq!(
+        fake.layer_ranges().len(),
+        1,
+        "the layer was downloaded more than once: {:?}",
+        fake.layer_ranges()
+    );
+    let layer = fake.layer_digest();
+    let states: Vec<&str> = tasks
+        .iter()
+        .map(|t| {
+            t["blobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|b| b["digest"] == layer.as_str())
+                .unwrap()["state"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        states.contains(&"done") && states.contains(&"skipped"),
+        "one import copies the layer and the other finds it in place: {states:?}"
+    );
+    for name in ["one", "two"] {
+        skopeo::pull_all_with(&format!("{}/shared/{name}:v1", host.host()), &admin_creds());
+    }
+}

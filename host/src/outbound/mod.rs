@@ -10,12 +10,14 @@
 
 pub mod client;
 pub mod egress;
+pub mod shared_blobs;
 
 use crate::auth::InternalGrant;
 use client::{Clients, PolicyDenied, policy_denial};
 use hoist_plugin::auth::{Challenge, parse_challenge};
 use hoist_plugin::url::Url;
 use http_body_util::BodyExt;
+use shared_blobs::{BlobClaims, BlobRequest, Turn};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
@@ -61,6 +63,66 @@ pub struct Internal {
     pub authority: String,
     pub router: axum::Router,
     pub grant: InternalGrant,
+    /// Blob work shared with the other imports into the registry.
+    pub claims: Arc<BlobClaims>,
+}
+
+impl Internal {
+    /// Serves one request in-process, with the import's grant.
+    async fn serve(&self, request: http::Request<axum::body::Body>) -> axum::response::Response {
+        let mut request = request;
+        request.extensions_mut().insert(self.grant.clone());
+        tower::ServiceExt::oneshot(self.router.clone(), request)
+            .await
+            .unwrap_or_else(|never| match never {})
+    }
+
+    /// A blob check, taking part in the shared blob work: when another import is moving
+    /// the blob into this project, wait for it and mount the blob from there.
+    async fn check_blob(
+        &self,
+        request: http::Request<axum::body::Body>,
+        repository: &str,
+        digest: &str,
+    ) -> axum::response::Response {
+        let (project, task) = (&self.grant.project, &self.grant.task);
+        let mut moved_into = None;
+        while let Turn::Wait {
+            repository: holder,
+            mut ended,
+        } = self.claims.claim(project, digest, task, repository)
+        {
+            // Err once the claim is dropped, which is the signal.
+            let _ = ended.changed().await;
+            moved_into = Some(holder);
+        }
+        if let Some(from) = moved_into.filter(|from| from != repository) {
+            self.mount(repository, digest, &from).await;
+        }
+        let response = self.serve(request).await;
+        if response.status().is_success() {
+            self.claims.release(project, digest, task);
+        }
+        response
+    }
+
+    /// Links `digest` into `repository` from `from`, in the same project. When `from`
+    /// does not hold it (that import failed), the registry opens an upload instead, which
+    /// is cancelled: this import will upload the blob itself.
+    async fn mount(&self, repository: &str, digest: &str, from: &str) {
+        let uri = format!("/v2/{repository}/blobs/uploads/?mount={digest}&from={from}");
+        let Ok(request) = http::Request::post(uri).body(axum::body::Body::empty()) else {
+            return;
+        };
+        let response = self.serve(request).await;
+        if response.status() == http::StatusCode::ACCEPTED
+            && let Some(location) = response.headers().get(http::header::LOCATION)
+            && let Ok(request) =
+                http::Request::delete(location.as_bytes()).body(axum::body::Body::empty())
+        {
+            self.serve(request).await;
+        }
+    }
 }
 
 /// What one import's requests learned and met, shared with the futures that carry them.
@@ -154,6 +216,15 @@ fn done() -> Box<dyn Future<Output = Result<(), Error>> + Send> {
     Box::new(async { Ok(()) })
 }
 
+impl Drop for ImportNet {
+    /// However the import ended, the blobs it claimed are free for the others.
+    fn drop(&mut self) {
+        if let Some(internal) = &self.internal {
+            internal.claims.release_task(&internal.grant.task);
+        }
+    }
+}
+
 impl WasiHttpHooks for ImportNet {
     fn send_request(
         &mut self,
@@ -171,13 +242,24 @@ impl WasiHttpHooks for ImportNet {
         {
             let internal = internal.clone();
             return Box::new(async move {
-                request.extensions_mut().insert(internal.grant.clone());
                 // The plugin's credentials have no business here, and it holds none.
                 request.headers_mut().remove(http::header::AUTHORIZATION);
-                let response =
-                    tower::ServiceExt::oneshot(internal.router, request.map(axum::body::Body::new))
-                        .await
-                        .unwrap_or_else(|never| match never {});
+                let blob = BlobRequest::of(request.method(), &url.path);
+                let request = request.map(axum::body::Body::new);
+                let response = match blob {
+                    Some(BlobRequest::Check { repository, digest }) => {
+                        internal.check_blob(request, &repository, &digest).await
+                    }
+                    Some(BlobRequest::Committed { digest }) => {
+                        let response = internal.serve(request).await;
+                        let grant = &internal.grant;
+                        internal
+                            .claims
+                            .release(&grant.project, &digest, &grant.task);
+                        response
+                    }
+                    None => internal.serve(request).await,
+                };
                 Ok((
                     response.map(|body| {
                         body.map_err(|e| Error::InternalError(Some(e.to_string())))

@@ -5,6 +5,7 @@
 pub mod model;
 
 use crate::auth::InternalGrant;
+use crate::outbound::shared_blobs::BlobClaims;
 use crate::outbound::{HostCredential, Internal, Secret, endpoints_of};
 use crate::plugin::{ImportAccess, ImportRequest, Options, PluginRuntime, RegistryEndpoints};
 use crate::secrets::SecretBox;
@@ -124,6 +125,7 @@ struct Inner {
     workers: Arc<Semaphore>,
     per_registry: Mutex<HashMap<String, Arc<Semaphore>>>,
     live: Mutex<HashMap<String, Live>>,
+    claims: Arc<BlobClaims>,
 }
 
 /// What submitting an import gave.
@@ -150,6 +152,7 @@ impl TaskRunner {
                 own: Mutex::new(None),
                 per_registry: Mutex::default(),
                 live: Mutex::default(),
+                claims: Arc::default(),
             }),
         }
     }
@@ -425,6 +428,7 @@ impl TaskRunner {
                     project: task.project.clone(),
                     task: task.id.clone(),
                 },
+                claims: self.inner.claims.clone(),
             }
         });
         let request = ImportRequest {
