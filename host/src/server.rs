@@ -10,6 +10,7 @@ use crate::metadata::Metadata;
 use crate::metrics::Metrics;
 use crate::outbound::client::Clients;
 use crate::outbound::egress::{Cidr, EgressPolicy};
+use crate::outbound::shared_blobs::BlobIndex;
 use crate::outbound::{HostCredential, Secret};
 use crate::plugin::PluginRuntime;
 use crate::registry::{Registry, RegistryOptions};
@@ -98,6 +99,7 @@ pub fn build(config: &Config, password: Option<String>) -> Result<Host> {
         },
     );
     let external_host = config.external_host();
+    let blob_index: Arc<dyn BlobIndex> = metadata.clone();
     let api = api::router(AppState {
         plugin,
         metadata,
@@ -140,6 +142,7 @@ pub fn build(config: &Config, password: Option<String>) -> Result<Host> {
     runner.set_own_registry(OwnRegistry {
         authority: external_host,
         router: router.clone(),
+        blobs: blob_index,
     });
     Ok(Host {
         router,

@@ -343,7 +343,7 @@ fn an_external_target_receives_imports_pushed_with_the_hosts_own_account() {
 }
 
 #[test]
-fn concurrent_imports_into_one_project_move_a_shared_layer_once() {
+fn imports_into_one_project_move_a_shared_layer_once() {
     // The fake's layer trickles for about 4 s, so the second import asks for it while the
     // first is still moving it.
     let fake = FakeRegistry::start(Fault::SlowLayer);
@@ -400,7 +400,16 @@ fn concurrent_imports_into_one_project_move_a_shared_layer_once() {
         states.contains(&"done") && states.contains(&"skipped"),
         "one import copies the layer and the other finds it in place: {states:?}"
     );
-    for name in ["one", "two"] {
+    // Later, a third repository of the project gets the layer from the first two, not
+    // from the source.
+    let id = import(
+        &host,
+        "shared",
+        json!({"source_url": source, "target_image": "three", "target_tag": "v1"}),
+    );
+    assert_eq!(host.wait_task(&id, TASK_DEADLINE)["state"], "succeeded");
+    assert_eq!(fake.layer_ranges().len(), 1, "the layer was downloaded again");
+    for name in ["one", "two", "three"] {
         skopeo::pull_all_with(&format!("{}/shared/{name}:v1", host.host()), &admin_creds());
     }
 }

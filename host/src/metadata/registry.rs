@@ -157,6 +157,19 @@ impl Metadata {
             .is_some())
     }
 
+    /// A repository of `project` that may see the blob, to mount it from.
+    pub fn repository_with_blob(&self, project: &str, digest: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT b.repository FROM blob_links b JOIN repositories r ON r.name = b.repository
+                 WHERE r.project = ?1 AND b.digest = ?2 LIMIT 1",
+                [project, digest],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
     pub fn unlink_blob(&self, repository: &str, digest: &str) -> Result<bool> {
         let n = self.conn().execute(
             "DELETE FROM blob_links WHERE repository = ?1 AND digest = ?2",

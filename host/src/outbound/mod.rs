@@ -17,7 +17,7 @@ use client::{Clients, PolicyDenied, policy_denial};
 use hoist_plugin::auth::{Challenge, parse_challenge};
 use hoist_plugin::url::Url;
 use http_body_util::BodyExt;
-use shared_blobs::{BlobClaims, BlobRequest, Turn};
+use shared_blobs::{BlobClaims, BlobIndex, BlobRequest, Turn};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
@@ -65,6 +65,8 @@ pub struct Internal {
     pub grant: InternalGrant,
     /// Blob work shared with the other imports into the registry.
     pub claims: Arc<BlobClaims>,
+    /// Where blobs already are, to mount them instead of copying.
+    pub index: Arc<dyn BlobIndex>,
 }
 
 impl Internal {
@@ -99,7 +101,22 @@ impl Internal {
         if let Some(from) = moved_into.filter(|from| from != repository) {
             self.mount(repository, digest, &from).await;
         }
-        let response = self.serve(request).await;
+        // HEAD has no body, so the request can be made again after a mount.
+        let again = rebuild(&request);
+        let mut response = self.serve(request).await;
+        if response.status() == http::StatusCode::NOT_FOUND
+            && let Some(again) = again
+        {
+            let (index, p, d) = (self.index.clone(), project.clone(), digest.to_owned());
+            let holder = tokio::task::spawn_blocking(move || index.repository_with(&p, &d))
+                .await
+                .ok()
+                .flatten();
+            if let Some(from) = holder.filter(|from| from != repository) {
+                self.mount(repository, digest, &from).await;
+                response = self.serve(again).await;
+            }
+        }
         if response.status().is_success() {
             self.claims.release(project, digest, task);
         }
@@ -185,6 +202,17 @@ impl ImportNet {
             .or_else(|| learned.basic.get(&origin))?;
         self.credentials.get(*index)
     }
+}
+
+/// A copy of a bodiless request.
+fn rebuild(request: &http::Request<axum::body::Body>) -> Option<http::Request<axum::body::Body>> {
+    let mut builder = http::Request::builder()
+        .method(request.method().clone())
+        .uri(request.uri().clone());
+    for (name, value) in request.headers() {
+        builder = builder.header(name, value);
+    }
+    builder.body(axum::body::Body::empty()).ok()
 }
 
 fn origin_of(url: &Url) -> String {

@@ -4,8 +4,9 @@
 //! would each download and upload it. Instead, the first import whose check finds a blob
 //! missing claims it; another import asking about the same blob waits until that claim
 //! ends, then mounts the blob from the claimant's repository and is told the blob is
-//! there. Claims are per project: a mount never links bytes across projects, so a caller
-//! cannot reach another project's blob by naming its digest.
+//! there. A blob that another repository of the project already holds is mounted from it
+//! the same way. All of it stays inside one project: a mount never links bytes across
+//! projects, so a caller cannot reach another project's blob by naming its digest.
 //!
 //! Everything happens on the plugin's ordinary requests (the blob check and the final
 //! upload PUT), so the plugin needs to know nothing of it.
@@ -27,6 +28,20 @@ struct Claim {
     repository: String,
     /// Dropped when the claim ends, which wakes the waiters.
     ended: watch::Sender<()>,
+}
+
+/// Which repository of a project already holds a blob.
+pub trait BlobIndex: Send + Sync {
+    fn repository_with(&self, project: &str, digest: &str) -> Option<String>;
+}
+
+impl BlobIndex for crate::metadata::Metadata {
+    fn repository_with(&self, project: &str, digest: &str) -> Option<String> {
+        self.repository_with_blob(project, digest)
+            .inspect_err(|e| tracing::warn!(error = %e, "cannot look up a blob's repositories"))
+            .ok()
+            .flatten()
+    }
 }
 
 /// What an import asking about a blob should do.

@@ -5,7 +5,7 @@
 pub mod model;
 
 use crate::auth::InternalGrant;
-use crate::outbound::shared_blobs::BlobClaims;
+use crate::outbound::shared_blobs::{BlobClaims, BlobIndex};
 use crate::outbound::{HostCredential, Internal, Secret, endpoints_of};
 use crate::plugin::{ImportAccess, ImportRequest, Options, PluginRuntime, RegistryEndpoints};
 use crate::secrets::SecretBox;
@@ -104,6 +104,8 @@ pub struct OwnRegistry {
     /// The authority clients pull from, which task targets name.
     pub authority: String,
     pub router: axum::Router,
+    /// Which repositories hold which blobs.
+    pub blobs: Arc<dyn BlobIndex>,
 }
 
 struct Live {
@@ -429,6 +431,7 @@ impl TaskRunner {
                     task: task.id.clone(),
                 },
                 claims: self.inner.claims.clone(),
+                index: own.blobs,
             }
         });
         let request = ImportRequest {
