@@ -2,8 +2,11 @@
 # Benchmark (issue 5): an import through the host's API of a synthetic image from Debian's
 # docker-registry, timed from the POST until the task has succeeded; in the same run,
 # `skopeo copy` of the same image into the same host, and the limit (every blob read from
-# the source with curl, in parallel). Then a re-import of the unchanged image, and ten
-# imports at once into fresh repositories while the host's resident memory is sampled.
+# the source with curl, in parallel). Then a re-import of the unchanged image; the same
+# import made by a second host whose external target is the first one, i.e. over loopback
+# HTTP instead of in-process; and ten imports at once while the host's memory is sampled.
+# Each import that must move bytes goes to a project of its own: within a project, imports
+# share blobs and would mount them instead of copying.
 #   SIZE_MB=1024 LAYERS=8 CONCURRENT=10 bench/import.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,16 +21,24 @@ HOST_BIN=$CARGO_TARGET_DIR/release/hoist-host
 
 work=$(mktemp -d)
 host_pid=
-trap '[ -n "$host_pid" ] && kill "$host_pid" 2>/dev/null; stop_registries "$work"/src/pid; rm -rf "$work"' EXIT
+loop_pid=
+trap 'kill $host_pid $loop_pid 2>/dev/null; stop_registries "$work"/src/pid; rm -rf "$work"' EXIT
 image=$HOIST_CACHE/bench/image-${SIZE_MB}m-${LAYERS}
 build_image "$image"
 src=$(start_registry "$work/src")
 push_image "$image" "$src" bench/app v1
 S=127.0.0.1:$src
 
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Starts a host with the configuration in $1 on 127.0.0.1:$2, data in $3; prints its pid.
+start_host() {
+  HOIST_ADMIN_PASSWORD=bench RUST_LOG=warn "$HOST_BIN" --config "$1" --listen "127.0.0.1:$2" \
+    --data-dir "$3" >"$3.log" 2>&1 &
+  echo $!
+  for _ in $(seq 300); do curl -sf "http://127.0.0.1:$2/healthz" >/dev/null && break; sleep 0.1; done
+}
 # The host, as an admin would run it, allowed to reach the loopback source.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-H=127.0.0.1:$port
+H=127.0.0.1:$(free_port)
 cat > "$work/hoist.toml" <<TOML
 [imports]
 workers = $CONCURRENT
@@ -37,28 +48,34 @@ allowed_networks = ["127.0.0.0/8"]
 [registries."$S"]
 insecure = true
 TOML
-HOIST_ADMIN_PASSWORD=bench RUST_LOG=warn "$HOST_BIN" --config "$work/hoist.toml" \
-  --listen "$H" --data-dir "$work/hoist" >"$work/host.log" 2>&1 &
-host_pid=$!
-for _ in $(seq 300); do curl -sf "http://$H/healthz" >/dev/null && break; sleep 0.1; done
+host_pid=$(start_host "$work/hoist.toml" "${H#*:}" "$work/hoist")
+# A second host whose imports land in the first one over loopback HTTP.
+L=127.0.0.1:$(free_port)
+echo bench > "$work/target-password"
+{ cat "$work/hoist.toml"; printf '[target]\nurl = "http://%s"\nusername = "admin"\npassword_file = "%s"\n' "$H" "$work/target-password"; } > "$work/loopback.toml"
+loop_pid=$(start_host "$work/loopback.toml" "${L#*:}" "$work/loopback")
 api() { curl -sf -u admin:bench -H 'content-type: application/json' "$@"; }
-api -X POST "http://$H/api/v1/projects" -d '{"name":"bench","public":false}' >/dev/null
+for p in viaskopeo imported loopback $(seq -f 'concurrent%g' 1 "$CONCURRENT"); do
+  api -X POST "http://$H/api/v1/projects" -d "{\"name\":\"$p\",\"public\":false}" >/dev/null
+done
+api -X POST "http://$L/api/v1/projects" -d '{"name":"loopback","public":false}' >/dev/null
 
-# Starts an import into bench/$1:v1; prints the task id.
+# Starts an import on host $1 into project $2; prints the task id.
 start_import() {
-  api -X POST "http://$H/api/v1/projects/bench/images/import" \
-    -d "{\"source_url\":\"$S/bench/app:v1\",\"target_image\":\"$1\",\"target_tag\":\"v1\"}" |
+  api -X POST "http://$1/api/v1/projects/$2/images/import" \
+    -d "{\"source_url\":\"$S/bench/app:v1\",\"target_image\":\"app\",\"target_tag\":\"v1\"}" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["task_id"])'
 }
-# Waits until every task named has finished; fails unless each succeeded.
+# Waits until every task named (on host $1) has finished; fails unless each succeeded.
 wait_tasks() {
-  local id state
+  local h=$1 id state
+  shift
   for id in "$@"; do
     while :; do
-      state=$(api "http://$H/api/v1/tasks/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
+      state=$(api "http://$h/api/v1/tasks/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
       case $state in
         succeeded) break ;;
-        failed|cancelled) echo "bench: task $id $state" >&2; api "http://$H/api/v1/tasks/$id" >&2; exit 1 ;;
+        failed|cancelled) echo "bench: task $id $state" >&2; api "http://$h/api/v1/tasks/$id" >&2; exit 1 ;;
       esac
       sleep 0.05
     done
@@ -70,24 +87,25 @@ t=$(now); read_all_blobs "$image" "$src" bench/app; limit=$(elapsed "$t")
 
 t=$(now)
 skopeo copy --quiet --src-tls-verify=false --dest-tls-verify=false --dest-creds admin:bench \
-  "docker://$S/bench/app:v1" "docker://$H/bench/skopeo:v1"
+  "docker://$S/bench/app:v1" "docker://$H/viaskopeo/app:v1"
 skopeo_s=$(elapsed "$t")
 
-t=$(now); id=$(start_import imported); wait_tasks "$id"; import_s=$(elapsed "$t")
-t=$(now); id=$(start_import imported); wait_tasks "$id"; again_s=$(elapsed "$t")
+t=$(now); id=$(start_import "$H" imported); wait_tasks "$H" "$id"; import_s=$(elapsed "$t")
+t=$(now); id=$(start_import "$H" imported); wait_tasks "$H" "$id"; again_s=$(elapsed "$t")
+t=$(now); id=$(start_import "$L" loopback); wait_tasks "$L" "$id"; loopback_s=$(elapsed "$t")
 
-[ "$(skopeo inspect --raw --tls-verify=false --creds admin:bench "docker://$H/bench/imported:v1" | sha256sum)" = \
+[ "$(skopeo inspect --raw --tls-verify=false --creds admin:bench "docker://$H/imported/app:v1" | sha256sum)" = \
   "$(skopeo inspect --raw --tls-verify=false "docker://$S/bench/app:v1" | sha256sum)" ] \
   || { echo "bench: the import's manifest differs from the source's" >&2; exit 1; }
 
-# Ten at once, each into a repository that holds nothing yet, so that every blob moves.
+# Ten at once, each into a project that holds nothing yet, so that every blob moves.
 rss_kib() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$host_pid/status"; }
 before_kib=$(rss_kib)
 t=$(now)
 ids=()
-for i in $(seq 1 "$CONCURRENT"); do ids+=("$(start_import "concurrent$i")"); done
+for i in $(seq 1 "$CONCURRENT"); do ids+=("$(start_import "$H" "concurrent$i")"); done
 peak_kib=0
-( wait_tasks "${ids[@]}" ) &
+( wait_tasks "$H" "${ids[@]}" ) &
 waiter=$!
 while kill -0 "$waiter" 2>/dev/null; do
   r=$(rss_kib); [ "$r" -gt "$peak_kib" ] && peak_kib=$r
@@ -97,10 +115,10 @@ wait "$waiter"
 concurrent_s=$(elapsed "$t")
 
 python3 - "$SIZE_MB" "$LAYERS" "$limit" "$skopeo_s" "$import_s" "$again_s" "$CONCURRENT" \
-  "$concurrent_s" "$before_kib" "$peak_kib" <<'PY'
+  "$concurrent_s" "$before_kib" "$peak_kib" "$loopback_s" <<'PY'
 import sys
-size, layers, limit, skopeo, imp, again, n, conc, before, peak = sys.argv[1:]
-limit, skopeo, imp, again, conc = map(float, (limit, skopeo, imp, again, conc))
+size, layers, limit, skopeo, imp, again, n, conc, before, peak, loop = sys.argv[1:]
+limit, skopeo, imp, again, conc, loop = map(float, (limit, skopeo, imp, again, conc, loop))
 print(f"image:                 {size} MiB in {layers} layers")
 print(f"limit (curl read):     {limit:6.2f} s")
 print(f"skopeo copy into host: {skopeo:6.2f} s")
@@ -108,6 +126,7 @@ print(f"import (API to done):  {imp:6.2f} s")
 print(f"skopeo / import:       {skopeo / imp:6.2f}x  (target: at least 2)")
 print(f"import / limit:        {imp / limit:6.2f}x  (target: at most 2)")
 print(f"re-import, unchanged:  {again:6.2f} s   (target: under 1 s)")
+print(f"same import, loopback: {loop:6.2f} s   (in-process is {loop / imp:.2f}x as fast)")
 print(f"{n} imports at once:    {conc:6.2f} s   host RSS {int(before)//1024} MiB before, "
       f"peak {int(peak)//1024} MiB (target: under about 150)")
 PY
