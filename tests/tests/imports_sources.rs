@@ -408,7 +408,11 @@ fn imports_into_one_project_move_a_shared_layer_once() {
         json!({"source_url": source, "target_image": "three", "target_tag": "v1"}),
     );
     assert_eq!(host.wait_task(&id, TASK_DEADLINE)["state"], "succeeded");
-    assert_eq!(fake.layer_ranges().len(), 1, "the layer was downloaded again");
+    assert_eq!(
+        fake.layer_ranges().len(),
+        1,
+        "the layer was downloaded again"
+    );
     for name in ["one", "two", "three"] {
         skopeo::pull_all_with(&format!("{}/shared/{name}:v1", host.host()), &admin_creds());
     }

@@ -151,11 +151,7 @@ mod tests {
             claims.claim("p", "sha256:a", "t1", "p/one"),
             Turn::Claimed
         ));
-        let Turn::Wait {
-            repository,
-            mut ended,
-        } = claims.claim("p", "sha256:a", "t2", "p/two")
-        else {
+        let Turn::Wait { repository, ended } = claims.claim("p", "sha256:a", "t2", "p/two") else {
             panic!("a second task got the claim");
         };
         assert_eq!(repository, "p/one");
