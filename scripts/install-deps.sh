@@ -13,8 +13,8 @@ TOOLS=$HOIST_CACHE/tools
 
 # Debian packages the tests start or call: the CNCF distribution registry, skopeo and
 # podman as reference clients, htpasswd for basic-auth fixtures, curl for the benchmarks,
-# python3-venv for the oras client below.
-APT_PACKAGES=(docker-registry skopeo podman apache2-utils curl python3-venv)
+# python3-venv for the oras client below, chromium and its WebDriver for the web UI tests.
+APT_PACKAGES=(docker-registry skopeo podman apache2-utils curl python3-venv chromium chromium-driver)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -13,3 +13,4 @@ pub mod secrets;
 pub mod server;
 pub mod storage;
 pub mod tasks;
+pub mod ui;

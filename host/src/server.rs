@@ -111,6 +111,7 @@ pub fn build(config: &Config, password: Option<String>) -> Result<Host> {
     let token = axum::Router::new()
         .route("/token", axum::routing::get(registry_access::token))
         .with_state(access.clone());
+    let token = token.merge(crate::ui::router(registry.clone(), access.clone()));
     // Metrics are for scrapers on the admin's network; garbage collection is for the
     // admin alone.
     let operations =

@@ -1,5 +1,6 @@
 //! Who is calling the API: the admin or a robot (Basic), or the holder of a token from the
-//! registry's token endpoint (Bearer); anyone else is anonymous. A wrong password is a
+//! registry's token endpoint (Bearer), or the web UI's session cookie; anyone else is
+//! anonymous. A wrong password is a
 //! 401, never a silent fall back to anonymous.
 
 use super::{ApiError, AppState};
@@ -27,7 +28,19 @@ impl FromRequestParts<AppState> for ApiCaller {
             )
         };
         match presented(header) {
-            Presented::None => Ok(ApiCaller(Caller::Anonymous)),
+            // Without credentials, the web UI's session cookie may stand for them.
+            Presented::None => match crate::ui::session_caller(
+                &parts.method,
+                &parts.headers,
+                &state.keys,
+                &state.metadata,
+            ) {
+                crate::ui::SessionCheck::None => Ok(ApiCaller(Caller::Anonymous)),
+                crate::ui::SessionCheck::Caller(c) => Ok(ApiCaller(c)),
+                crate::ui::SessionCheck::Refused(m) => {
+                    Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m))
+                }
+            },
             Presented::Basic { user, password } => {
                 crate::auth::basic_caller(&user, &password, &state.admin, &state.metadata)
                     .map(ApiCaller)

@@ -36,7 +36,6 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
         .route("/api/v1/openapi.yaml", get(openapi::document))
         .route("/api/v1/references/parse", get(parse))
         .route(
@@ -67,19 +66,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tasks/{id}/cancel", post(imports::cancel))
         .route("/api/v1/tasks/{id}/retry", post(imports::retry))
         .route("/api/v1/tasks/{id}/events", get(imports::events))
+        .layer(axum::middleware::from_fn(crate::ui::strip_basic_challenge))
         .with_state(state)
 }
 
-async fn readyz(State(state): State<AppState>) -> Response {
-    match state.metadata.ping() {
-        Ok(()) => "ready".into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the metadata database does not answer: {e}"),
-        )
-            .into_response(),
-    }
-}
+// `/readyz` is the registry's (crate::registry::router): it checks the database and
+// that the blob store takes writes.
 
 /// An API error: `{"error": {"code", "message", "field"?}}` with its status.
 pub struct ApiError {

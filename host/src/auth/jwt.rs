@@ -20,6 +20,12 @@ pub const SERVICE: &str = "hoist-registry";
 /// How long a token lives: long enough for a large pull, short enough that a revoked
 /// robot loses access soon.
 pub const TOKEN_TTL_SECS: u64 = 300;
+/// The `aud` of the web UI's session tokens: a different audience, so that a session
+/// cookie is never a registry token and a registry token never a session.
+pub const SESSION_AUDIENCE: &str = "hoist-ui";
+/// How long a web UI session lasts: a working morning. There is no refresh; signing in
+/// again is one form.
+pub const SESSION_TTL_SECS: u64 = 4 * 3600;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
@@ -72,14 +78,24 @@ impl TokenKeys {
 
     /// A token for `subject` granting `access`, and its lifetime in seconds.
     pub fn issue(&self, subject: &str, access: Vec<Access>) -> (String, u64) {
+        self.issue_for(SERVICE, TOKEN_TTL_SECS, subject, access)
+    }
+
+    /// A web UI session token for `subject`. It grants nothing by itself: the UI's
+    /// caller is looked up again from the subject at every request.
+    pub fn issue_session(&self, subject: &str) -> (String, u64) {
+        self.issue_for(SESSION_AUDIENCE, SESSION_TTL_SECS, subject, Vec::new())
+    }
+
+    fn issue_for(&self, aud: &str, ttl: u64, subject: &str, access: Vec<Access>) -> (String, u64) {
         let now = unix_now();
         let mut jti = [0u8; 16];
         getrandom::fill(&mut jti).expect("the OS has randomness");
         let claims = Claims {
             iss: ISSUER.into(),
             sub: subject.into(),
-            aud: SERVICE.into(),
-            exp: now + TOKEN_TTL_SECS,
+            aud: aud.into(),
+            exp: now + ttl,
             // A little slack for clocks of replicas that disagree.
             nbf: now.saturating_sub(10),
             iat: now,
@@ -88,14 +104,23 @@ impl TokenKeys {
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing cannot fail");
-        (token, TOKEN_TTL_SECS)
+        (token, ttl)
     }
 
     /// The claims of a valid, unexpired token of ours.
     pub fn verify(&self, token: &str) -> Result<Claims, String> {
+        self.verify_for(SERVICE, token)
+    }
+
+    /// The claims of a valid, unexpired web UI session token.
+    pub fn verify_session(&self, token: &str) -> Result<Claims, String> {
+        self.verify_for(SESSION_AUDIENCE, token)
+    }
+
+    fn verify_for(&self, aud: &str, token: &str) -> Result<Claims, String> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
-        validation.set_audience(&[SERVICE]);
+        validation.set_audience(&[aud]);
         validation.validate_nbf = true;
         validation.leeway = 10;
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
@@ -149,5 +174,15 @@ mod tests {
         tampered.insert(tampered.len() - 5, 'x');
         assert!(keys.verify(&tampered).is_err());
         assert!(keys.verify("not a token").is_err());
+        assert!(
+            keys.verify_session(&token).is_err(),
+            "a registry token is no session"
+        );
+        let (session, _) = keys.issue_session("admin");
+        assert_eq!(keys.verify_session(&session).unwrap().sub, "admin");
+        assert!(
+            keys.verify(&session).is_err(),
+            "a session is no registry token"
+        );
     }
 }

@@ -92,6 +92,11 @@ const STEPS: &[&str] = &[
          scopes TEXT NOT NULL,
          created_at TEXT NOT NULL
      );",
+    // 4: where a tag came from, for the web UI: the source an import copied it from and
+    // the import's task. Both are empty for a tag a client pushed; a push moves the tag
+    // and empties them again.
+    "ALTER TABLE tags ADD COLUMN imported_from TEXT;
+     ALTER TABLE tags ADD COLUMN import_task TEXT;",
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

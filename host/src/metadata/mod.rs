@@ -11,7 +11,7 @@ mod registry;
 mod robots;
 mod tasks;
 
-pub use registry::{ManifestRecord, RefKind, now_ms};
+pub use registry::{ManifestRecord, RefKind, TagDetail, now_ms};
 pub use robots::Robot;
 
 use anyhow::{Context, Result};

@@ -42,6 +42,20 @@ impl RefKind {
     }
 }
 
+/// A tag as the web UI lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TagDetail {
+    pub repository: String,
+    pub tag: String,
+    pub digest: String,
+    pub media_type: String,
+    pub manifest_size: u64,
+    pub updated_ms: i64,
+    /// The canonical source an import copied the tag from; none for a push.
+    pub imported_from: Option<String>,
+    pub import_task: Option<String>,
+}
+
 /// A manifest stored in a repository.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ManifestRecord {
@@ -260,7 +274,8 @@ impl Metadata {
             tx.execute(
                 "INSERT INTO tags (repository, name, digest, updated_ms) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (repository, name)
-                 DO UPDATE SET digest = excluded.digest, updated_ms = excluded.updated_ms",
+                 DO UPDATE SET digest = excluded.digest, updated_ms = excluded.updated_ms,
+                               imported_from = NULL, import_task = NULL",
                 params![record.repository, tag, record.digest, now_ms()],
             )?;
         }
@@ -330,6 +345,53 @@ impl Metadata {
             [repository, tag],
         )?;
         Ok(n > 0)
+    }
+
+    /// Notes that an import put `tag` on `digest` in `repository`, copied from
+    /// `source`, unless a push has moved the tag since.
+    pub fn record_tag_import(
+        &self,
+        repository: &str,
+        tag: &str,
+        digest: &str,
+        source: &str,
+        task: &str,
+    ) -> Result<()> {
+        self.conn().execute(
+            "UPDATE tags SET imported_from = ?4, import_task = ?5
+             WHERE repository = ?1 AND name = ?2 AND digest = ?3",
+            params![repository, tag, digest, source, task],
+        )?;
+        Ok(())
+    }
+
+    /// A project's tags with their manifests and where they came from, by repository
+    /// and newest first, at most `limit`.
+    pub fn project_tags(&self, project: &str, limit: u64) -> Result<Vec<TagDetail>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT t.repository, t.name, t.digest, m.media_type, m.size, t.updated_ms,
+                    t.imported_from, t.import_task
+             FROM tags t
+             JOIN manifests m ON m.repository = t.repository AND m.digest = t.digest
+             JOIN repositories r ON r.name = t.repository
+             WHERE r.project = ?1
+             ORDER BY t.repository, t.updated_ms DESC, t.name
+             LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![project, limit as i64], |r| {
+            Ok(TagDetail {
+                repository: r.get(0)?,
+                tag: r.get(1)?,
+                digest: r.get(2)?,
+                media_type: r.get(3)?,
+                manifest_size: r.get::<_, i64>(4)? as u64,
+                updated_ms: r.get(5)?,
+                imported_from: r.get(6)?,
+                import_task: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Tag names after `last`, in byte order, at most `limit`.

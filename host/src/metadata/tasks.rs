@@ -44,6 +44,14 @@ impl TaskStore for Metadata {
             "UPDATE tasks SET state = ?2, body = ?3 WHERE id = ?1",
             params![task.id, task.state.as_str(), serde_json::to_string(task)?],
         )?;
+        // A finished import notes on its tag where the tag came from, for the web UI.
+        // The digest must match, so a target in another registry marks nothing here.
+        if task.state == TaskState::Succeeded
+            && let (Some(digest), Some((repository, tag))) =
+                (&task.digest, tagged_repository(&task.target))
+        {
+            self.record_tag_import(repository, tag, digest, &task.source_canonical, &task.id)?;
+        }
         Ok(())
     }
 
@@ -120,4 +128,14 @@ impl TaskStore for Metadata {
         let rows = stmt.query_map([], |r| decode(r.get(0)?))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// The repository and tag of a tagged target (`host:5000/project/name:tag`).
+fn tagged_repository(target: &str) -> Option<(&str, &str)> {
+    let (_host, rest) = target.split_once('/')?;
+    if rest.contains('@') {
+        return None;
+    }
+    let (repository, tag) = rest.rsplit_once(':')?;
+    (!tag.contains('/')).then_some((repository, tag))
 }

@@ -1,0 +1,312 @@
+//! The web UI: sign-in, projects, a project's repositories and tags, and the import page
+//! with live progress.
+//!
+//! Why this build: the pages are one static HTML shell, one vanilla JavaScript file and
+//! one stylesheet under `assets/`, embedded in the binary with `include_str!`. The host
+//! stays one binary built by cargo alone: no npm, no bundler, nothing to download at
+//! build time, and nothing to keep reproducible beyond the source files themselves. The
+//! script talks to the same JSON API as every other client (`/api/v1/…`), so the UI can
+//! do nothing the API does not allow, and it follows a task through the API's
+//! Server-Sent Events stream. Two routes are the UI's own: the session (sign-in and
+//! sign-out) and a read-only listing of a project's tags with their platforms, which
+//! needs the blob store that the API's state does not hold.
+//!
+//! The Content-Security-Policy allows scripts, styles and connections to this origin
+//! only, and no inline script at all: the page can run nothing but `app.js`, even if a
+//! tag name or an error message ever slipped into the markup (the script writes text
+//! with `textContent`, never `innerHTML`).
+
+mod session;
+
+use crate::auth::registry_access::RegistryAccess;
+use crate::auth::scope::Action;
+use crate::auth::{Caller, Presented, presented};
+use crate::registry::Registry;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use std::io::Read as _;
+
+pub use session::{CSRF_HEADER, SessionCheck, session_caller, strip_basic_challenge};
+
+const INDEX_HTML: &str = include_str!("assets/index.html");
+const APP_JS: &str = include_str!("assets/app.js");
+const APP_CSS: &str = include_str!("assets/app.css");
+
+/// Scripts, styles, images and connections from this origin only; no inline script, no
+/// framing, no form posts elsewhere.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+#[derive(Clone)]
+pub struct UiState {
+    pub access: RegistryAccess,
+    pub registry: Registry,
+}
+
+/// The UI's routes: the pages under `/ui/`, `/` sending browsers there, the session, and
+/// the tag listing.
+pub fn router(registry: Registry, access: RegistryAccess) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/ui/") }))
+        .route("/ui", get(|| async { Redirect::to("/ui/") }))
+        .route(
+            "/ui/",
+            get(|| async { asset(INDEX_HTML, "text/html; charset=utf-8") }),
+        )
+        .route(
+            "/ui/app.js",
+            get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/ui/app.css",
+            get(|| async { asset(APP_CSS, "text/css; charset=utf-8") }),
+        )
+        .route(
+            "/ui/session",
+            get(session::whoami)
+                .post(session::sign_in)
+                .delete(session::sign_out),
+        )
+        .route("/ui/data/projects/{project}/tags", get(project_tags))
+        .with_state(UiState { access, registry })
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    let mut response = (
+        [
+            (header::CONTENT_TYPE, content_type),
+            // The assets are compiled in; a new host brings new ones, and a page must
+            // not pair an old script with a new API.
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response();
+    secure_headers(response.headers_mut());
+    response
+}
+
+fn secure_headers(headers: &mut HeaderMap) {
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+}
+
+/// A JSON error as the API writes it, without a Basic challenge: the UI signs in with its
+/// own form, and a challenge would make the browser pop up its password dialog.
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(serde_json::json!({"error": {"code": code, "message": message.into()}})),
+    )
+        .into_response()
+}
+
+/// The caller of a UI data request: Basic or Bearer credentials as the API takes them,
+/// else the session cookie, else anonymous.
+fn ui_caller(state: &UiState, headers: &HeaderMap) -> Result<Caller, &'static str> {
+    let refused = |m: &'static str| m;
+    let access = &state.access;
+    match presented(
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    ) {
+        Presented::None => {}
+        Presented::Basic { user, password } => {
+            return crate::auth::basic_caller(&user, &password, &access.admin, &access.metadata)
+                .ok_or_else(|| refused("the credentials were not accepted"));
+        }
+        Presented::Bearer(token) => {
+            return match access.keys.verify(&token) {
+                Ok(c) if c.sub == crate::auth::admin::ADMIN_USER => Ok(Caller::Admin),
+                Ok(c) => Ok(Caller::Token(c)),
+                Err(_) => Err(refused("the token was not accepted")),
+            };
+        }
+        Presented::Malformed => return Err(refused("the Authorization header is unreadable")),
+    }
+    match session_caller(
+        &axum::http::Method::GET,
+        headers,
+        &access.keys,
+        &access.metadata,
+    ) {
+        SessionCheck::None => Ok(Caller::Anonymous),
+        SessionCheck::Caller(c) => Ok(c),
+        SessionCheck::Refused(m) => Err(refused(m)),
+    }
+}
+
+#[derive(Serialize)]
+struct TagRow {
+    repository: String,
+    tag: String,
+    digest: String,
+    media_type: String,
+    /// The manifest, its config and its layers; for an index, all of its images'.
+    size: Option<u64>,
+    /// `os/arch[/variant]` of each image the tag names.
+    platforms: Vec<String>,
+    /// When the tag last moved, RFC 3339.
+    updated_at: String,
+    /// `import` or `push`.
+    origin: &'static str,
+    imported_from: Option<String>,
+    import_task: Option<String>,
+}
+
+/// Tags the page shows at most; a project with more is better served by the API.
+const TAG_LIMIT: u64 = 500;
+
+/// A project's repositories and their tags, for the project page.
+async fn project_tags(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Path(project): Path<String>,
+) -> Response {
+    let caller = match ui_caller(&state, &headers) {
+        Ok(c) => c,
+        Err(why) => return error(StatusCode::UNAUTHORIZED, "unauthorized", why),
+    };
+    let metadata = state.registry.metadata().clone();
+    let storage = state.registry.storage().clone();
+    let result = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<_>> {
+        let Some(found) = metadata.project(&project)? else {
+            return Ok(None);
+        };
+        if !caller.may(&format!("{project}/_"), found.public, Action::Pull) {
+            return Ok(None);
+        }
+        let repositories = metadata.project_repositories(&project)?;
+        let tags: Vec<TagRow> = metadata
+            .project_tags(&project, TAG_LIMIT)?
+            .into_iter()
+            .map(|t| {
+                let (size, platforms) = describe(storage.as_ref(), &t.digest);
+                TagRow {
+                    size: size.map(|s| s + t.manifest_size),
+                    platforms,
+                    updated_at: rfc3339_ms(t.updated_ms),
+                    origin: if t.imported_from.is_some() {
+                        "import"
+                    } else {
+                        "push"
+                    },
+                    repository: t.repository,
+                    tag: t.tag,
+                    digest: t.digest,
+                    media_type: t.media_type,
+                    imported_from: t.imported_from,
+                    import_task: t.import_task,
+                }
+            })
+            .collect();
+        Ok(Some((repositories, tags)))
+    })
+    .await;
+    match result {
+        Ok(Ok(Some((repositories, tags)))) => {
+            Json(serde_json::json!({"repositories": repositories, "tags": tags})).into_response()
+        }
+        // The same answer for a missing project and a hidden one, as the API gives.
+        Ok(Ok(None)) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "there is no such project, or it is not yours to see",
+        ),
+        Ok(Err(e)) => {
+            tracing::error!(error = %format!("{e:#}"), "listing a project's tags failed");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the host failed to answer; its log has the details",
+            )
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+/// Manifests and configs are small; anything bigger is not one and is not read.
+const SMALL_BLOB: u64 = 4 << 20;
+
+fn read_json(storage: &dyn crate::storage::Storage, digest: &str) -> Option<serde_json::Value> {
+    let file = storage.open_blob(digest).ok()??;
+    let mut bytes = Vec::new();
+    file.take(SMALL_BLOB).read_to_end(&mut bytes).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn platform_of(p: &serde_json::Value) -> Option<String> {
+    let os = p.get("os")?.as_str()?;
+    let arch = p.get("architecture")?.as_str()?;
+    Some(match p.get("variant").and_then(|v| v.as_str()) {
+        Some(v) if !v.is_empty() => format!("{os}/{arch}/{v}"),
+        _ => format!("{os}/{arch}"),
+    })
+}
+
+/// The size of what a manifest refers to (config and layers, or the images of an index
+/// with theirs), and its platforms. Unknown parts are left out rather than guessed.
+fn describe(storage: &dyn crate::storage::Storage, digest: &str) -> (Option<u64>, Vec<String>) {
+    let Some(manifest) = read_json(storage, digest) else {
+        return (None, Vec::new());
+    };
+    let size_of = |d: &serde_json::Value| d.get("size").and_then(|s| s.as_u64()).unwrap_or(0);
+    if let Some(children) = manifest.get("manifests").and_then(|m| m.as_array()) {
+        let mut size = 0;
+        let mut platforms = Vec::new();
+        for child in children {
+            size += size_of(child);
+            // Attestations ride in indexes as `unknown/unknown`: not a platform to show.
+            if let Some(p) = child.get("platform").and_then(platform_of)
+                && !p.starts_with("unknown/")
+            {
+                platforms.push(p);
+            }
+            if let Some(d) = child.get("digest").and_then(|d| d.as_str())
+                && let Some(m) = read_json(storage, d)
+            {
+                size += m
+                    .get("layers")
+                    .and_then(|l| l.as_array())
+                    .map_or(0, |l| l.iter().map(size_of).sum::<u64>())
+                    + m.get("config").map_or(0, size_of);
+            }
+        }
+        return (Some(size), platforms);
+    }
+    let layers = manifest
+        .get("layers")
+        .and_then(|l| l.as_array())
+        .map_or(0, |l| l.iter().map(size_of).sum::<u64>());
+    let config = manifest.get("config");
+    let platforms = config
+        .and_then(|c| c.get("digest"))
+        .and_then(|d| d.as_str())
+        .and_then(|d| read_json(storage, d))
+        .and_then(|c| platform_of(&c))
+        .into_iter()
+        .collect();
+    (Some(layers + config.map_or(0, size_of)), platforms)
+}
+
+/// Milliseconds since the epoch as RFC 3339 (UTC, seconds).
+fn rfc3339_ms(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}

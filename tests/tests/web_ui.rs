@@ -1,0 +1,414 @@
+//! The web UI in a real browser: headless Chromium driven through chromedriver. An admin
+//! signs in, creates a project, imports an image from a local registry standing in for
+//! Docker Hub and watches its progress reach 100% without a reload, finds the new tag on
+//! the project page, sees a bad reference refused as it is typed, and sees a failed
+//! import's error. Screenshots of the main pages go to `test-output/screenshots/`.
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hoist_tests::hoist_server::{ADMIN_PASSWORD, HoistServer, test_config};
+use hoist_tests::images::{Format, Pusher};
+use hoist_tests::registry::{Auth, Registry};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// Four layers of 1.5 MB: enough blobs and bytes for the progress to move.
+const LAYERS: &[usize] = &[1_500_000, 1_500_000, 1_500_000, 1_500_000];
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// chromedriver on a loopback port of its own, stopped when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start() -> Self {
+        for tool in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                std::path::Path::new(tool).exists(),
+                "{tool} is missing: run scripts/install-deps.sh (Debian's chromium and \
+                 chromium-driver)"
+            );
+        }
+        let port = hoist_tests::free_port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let driver = Self { child, port };
+        hoist_tests::wait_until(Duration::from_secs(20), "chromedriver to answer", || {
+            ureq::get(&driver.url("/status"))
+                .call()
+                .ok()
+                .and_then(|r| r.into_json::<Value>().ok())
+                .is_some_and(|v| v["value"]["ready"] == true)
+        });
+        driver
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A headless Chromium session with a fresh profile. Without the background-networking
+/// flags, Chromium keeps trying to reach Google's services, which a closed network makes
+/// slow and flaky.
+async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-dev-shm-usage",
+                "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url(""))
+        .await
+        .expect("a Chromium session through chromedriver")
+}
+
+/// Polls a JavaScript condition until it returns true, failing after `DEADLINE` with
+/// `what` and the page's main text.
+async fn wait_js(c: &Client, what: &str, condition: &str) {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let ok = c
+            .execute(&format!("return !!({condition});"), vec![])
+            .await
+            .map(|v| v == Value::Bool(true))
+            .unwrap_or(false);
+        if ok {
+            return;
+        }
+        if Instant::now() > end {
+            let text = c
+                .execute("return document.body.innerText;", vec![])
+                .await
+                .unwrap_or_default();
+            panic!("timed out after {DEADLINE:?} waiting for {what}; the page says:\n{text}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn text_of(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn value_of(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+async fn type_into(c: &Client, css: &str, text: &str) {
+    let field = c.find(Locator::Css(css)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+fn screenshots_dir() -> PathBuf {
+    let dir = std::env::var_os("HOIST_TEST_OUTPUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../test-output"))
+        .join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap();
+}
+
+#[test]
+fn an_admin_imports_an_image_from_the_browser() {
+    let src = Registry::start(Auth::None);
+    let pushed = Pusher::new(&src.url()).image(
+        "library/app",
+        Some("v1"),
+        Format::Docker,
+        LAYERS,
+        ("linux", "amd64"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = src.url();
+    let host = HoistServer::start(test_config(
+        &dir.path().join("host"),
+        &[("docker.io", &mirror)],
+    ));
+    let driver = Driver::start();
+    let profile = dir.path().join("chromium-profile");
+    let base = host.url("/");
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = browser(&driver, &profile).await;
+
+        // Signing in: `/` sends the browser to the UI, which asks for the password.
+        c.goto(&base).await.unwrap();
+        wait_js(&c, "the sign-in form", "document.querySelector('#signin-form')").await;
+        screenshot(&c, "01-sign-in").await;
+        type_into(&c, "#signin-password", "wrong").await;
+        click(&c, "#signin-submit").await;
+        wait_js(
+            &c,
+            "a wrong password refused",
+            "document.querySelector('#signin-error').textContent.includes('wrong')",
+        )
+        .await;
+        type_into(&c, "#signin-password", ADMIN_PASSWORD).await;
+        click(&c, "#signin-submit").await;
+        wait_js(&c, "the projects page", "document.querySelector('#project-form')").await;
+        let cookie = c.get_named_cookie("hoist_session").await.unwrap();
+        assert_eq!(cookie.http_only(), Some(true), "the session is HttpOnly");
+
+        // A project.
+        type_into(&c, "#project-name", "web").await;
+        click(&c, "#project-create").await;
+        wait_js(
+            &c,
+            "the new project in the list",
+            "document.querySelector('#projects a[data-project=\"web\"]')",
+        )
+        .await;
+        let (status, project) = host.admin("GET", "/api/v1/projects/web", None);
+        assert_eq!(status, 200, "{project}");
+        assert_eq!(project["public"], false);
+        screenshot(&c, "02-projects").await;
+
+        // The import form checks the reference as it is typed and fills in the target.
+        click(&c, "#projects a[data-project=\"web\"]").await;
+        wait_js(&c, "the import form", "document.querySelector('#import-form')").await;
+        type_into(&c, "#import-source", "UPPER/Case:tag").await;
+        wait_js(
+            &c,
+            "the bad reference refused inline",
+            "document.querySelector('#import-source').getAttribute('aria-invalid') === 'true' \
+             && document.querySelector('#import-parse').classList.contains('error') \
+             && document.querySelector('#import-parse').textContent.length > 0",
+        )
+        .await;
+        screenshot(&c, "03-invalid-reference").await;
+        type_into(&c, "#import-source", "app:v1").await;
+        wait_js(
+            &c,
+            "the reference normalised",
+            "document.querySelector('#import-parse').textContent.includes('docker.io/library/app:v1')",
+        )
+        .await;
+        assert_eq!(value_of(&c, "#import-image").await, "app");
+        assert_eq!(value_of(&c, "#import-tag").await, "v1");
+        screenshot(&c, "04-import-form").await;
+
+        // The import, followed live: every progress value the bar shows is recorded by
+        // an observer in the page, which a reload would wipe out.
+        c.execute(
+            "window.__seen = []; window.__noReload = true; \
+             new MutationObserver(() => { \
+               const p = document.querySelector('#task-progress'); \
+               if (p) window.__seen.push(Number(p.getAttribute('aria-valuenow'))); \
+             }).observe(document.querySelector('#task'), {subtree: true, childList: true, attributes: true});",
+            vec![],
+        )
+        .await
+        .unwrap();
+        click(&c, "#import-submit").await;
+        wait_js(
+            &c,
+            "the import to succeed",
+            "document.querySelector('#task-result') \
+             && document.querySelector('#task-percent').textContent === '100%'",
+        )
+        .await;
+        let seen = c
+            .execute("return [window.__noReload, window.__seen];", vec![])
+            .await
+            .unwrap();
+        assert_eq!(seen[0], true, "the page was not reloaded");
+        let seen: Vec<u64> = serde_json::from_value(seen[1].clone()).unwrap();
+        assert_eq!(seen.last(), Some(&100), "{seen:?}");
+        assert!(seen.len() >= 2, "the bar moved in steps: {seen:?}");
+        assert_eq!(text_of(&c, "#task-digest").await, pushed.digest);
+        assert_eq!(
+            value_of(&c, "#task-pull").await,
+            format!("docker pull {}/web/app:v1", host.host())
+        );
+        screenshot(&c, "05-import-done").await;
+
+        // The tag on the project page, with where it came from.
+        wait_js(
+            &c,
+            "the new tag in the project",
+            "document.querySelector('#tags tr[data-tag=\"app:v1\"]')",
+        )
+        .await;
+        let row = text_of(&c, "#tags tr[data-tag=\"app:v1\"]").await;
+        assert!(row.contains("linux/amd64"), "{row}");
+        assert!(row.contains("imported from docker.io/library/app:v1"), "{row}");
+        c.goto(&host.url("/ui/#/projects/web")).await.unwrap();
+        wait_js(
+            &c,
+            "the tag after a fresh load",
+            "document.querySelector('#tags tr[data-tag=\"app:v1\"]') \
+             && document.querySelector('#history tbody tr[data-task]')",
+        )
+        .await;
+        c.execute(
+            "document.querySelector('#tags').scrollIntoView({block: 'center'});",
+            vec![],
+        )
+        .await
+        .unwrap();
+        screenshot(&c, "06-project").await;
+
+        // A failed import shows its error; the credentials typed for it leave the page.
+        type_into(&c, "#import-source", "app:missing").await;
+        wait_js(
+            &c,
+            "the second reference parsed",
+            "document.querySelector('#import-parse').textContent.includes('app:missing')",
+        )
+        .await;
+        click(&c, "#import-form details summary").await;
+        type_into(&c, "#import-username", "someone").await;
+        type_into(&c, "#import-password", "s3cret-Pa55word").await;
+        click(&c, "#import-submit").await;
+        wait_js(
+            &c,
+            "the failed import's error",
+            "document.querySelector('#task-error-message') \
+             && document.querySelector('#task-retry')",
+        )
+        .await;
+        assert_eq!(value_of(&c, "#import-password").await, "");
+        let html = c.source().await.unwrap();
+        assert!(!html.contains("s3cret-Pa55word"), "the password left the page");
+        let error = text_of(&c, "#task-error").await;
+        assert!(error.contains("not_found"), "{error}");
+        screenshot(&c, "07-import-error").await;
+
+        // The history filters by state.
+        c.find(Locator::Css("#history-state"))
+            .await
+            .unwrap()
+            .select_by_value("failed")
+            .await
+            .unwrap();
+        wait_js(
+            &c,
+            "only failed tasks in the history",
+            "(() => { const rows = [...document.querySelectorAll('#history tbody tr[data-task]')]; \
+               return rows.length === 1 && rows[0].textContent.includes('failed'); })()",
+        )
+        .await;
+
+        // At phone width the same page still works.
+        c.set_window_size(390, 1400).await.unwrap();
+        c.goto(&host.url("/ui/#/projects/web")).await.unwrap();
+        wait_js(
+            &c,
+            "the project page at phone width",
+            "document.querySelector('#tags tr[data-tag=\"app:v1\"]')",
+        )
+        .await;
+        let overflow = c
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth + 1;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(overflow, true, "no sideways scrolling at phone width");
+        c.execute("window.scrollTo(0, 0);", vec![]).await.unwrap();
+        screenshot(&c, "08-phone").await;
+
+        // Signing out ends the session.
+        click(&c, "#sign-out").await;
+        wait_js(&c, "the sign-in form again", "document.querySelector('#signin-form')").await;
+        c.close().await.unwrap();
+    });
+
+    // Without the UI's header, the session cookie changes nothing (CSRF).
+    let (token, _) = {
+        // A session as the browser had it: sign in through the API the page uses.
+        let response = ureq::post(&host.url("/ui/session"))
+            .set("x-hoist-ui", "1")
+            .send_json(json!({"username": "admin", "password": ADMIN_PASSWORD}))
+            .unwrap();
+        let cookie = response.header("set-cookie").unwrap().to_owned();
+        (cookie.split(';').next().unwrap().to_owned(), ())
+    };
+    let forged = ureq::post(&host.url("/api/v1/projects"))
+        .set("cookie", &token)
+        .send_json(json!({"name": "forged"}));
+    assert!(
+        matches!(forged, Err(ureq::Error::Status(401, _))),
+        "{forged:?}"
+    );
+    let cross_site = ureq::post(&host.url("/api/v1/projects"))
+        .set("cookie", &token)
+        .set("x-hoist-ui", "1")
+        .set("origin", "http://evil.example")
+        .send_json(json!({"name": "forged"}));
+    assert!(
+        matches!(cross_site, Err(ureq::Error::Status(401, _))),
+        "{cross_site:?}"
+    );
+    let same_page = ureq::post(&host.url("/api/v1/projects"))
+        .set("cookie", &token)
+        .set("x-hoist-ui", "1")
+        .send_json(json!({"name": "allowed"}))
+        .unwrap();
+    assert_eq!(same_page.status(), 201);
+}
