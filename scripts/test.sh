@@ -9,6 +9,10 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # Release mode: the tests compile wasm with wasmtime and move real images, which debug
 # builds make many times slower; the host's run command shares these artifacts.
+# The tests that start the real binary (a crash, an offline gc) use this one, built here
+# rather than by a nested cargo call from inside the test run.
+cargo build --release --locked -p hoist-host
+export HOIST_HOST_BIN="$CARGO_TARGET_DIR/release/hoist-host"
 status=0
 cargo test --release --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 # One closing line for the whole run: cargo prints one per test binary.

@@ -1,7 +1,7 @@
 //! `hoist-host`: starts the registry host.
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use hoist_host::auth::admin::Source;
 use hoist_host::config::Config;
 use std::net::SocketAddr;
@@ -17,14 +17,16 @@ use std::path::PathBuf;
                   or HOIST_ADMIN_PASSWORD_FILE, or pass --dev to have one generated."
 )]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// A TOML configuration file.
-    #[arg(long, env = "HOIST_CONFIG")]
+    #[arg(long, env = "HOIST_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// Address to listen on (overrides the configuration).
     #[arg(long)]
     listen: Option<SocketAddr>,
     /// The data folder (overrides the configuration).
-    #[arg(long)]
+    #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
     /// Development mode: generate an admin password if none is set.
     #[arg(long)]
@@ -34,14 +36,45 @@ struct Args {
     plugin: Option<PathBuf>,
 }
 
+#[derive(Subcommand)]
+enum Command {
+    /// Collect garbage in a data folder, offline: removes blobs that no manifest refers
+    /// to and that are older than the grace period, and upload sessions idle for longer
+    /// than the upload age, then prints what it freed.
+    #[command(
+        after_help = "Run it while the host is stopped, or at least while nothing \
+                      pushes to it (a read-only window): the running host's collector lock, \
+                      which keeps a manifest push from racing a delete, does not reach this \
+                      separate process. The grace period protects the blobs of a push whose \
+                      manifest has not arrived yet. While the host runs, prefer its own \
+                      collector: POST /api/v1/gc as the admin.\n\n\
+                      Example: hoist-host gc --data-dir /var/lib/hoist --grace 30m"
+    )]
+    Gc {
+        /// Keep unreferenced blobs younger than this (`90s`, `30m`, `1h`).
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        grace: std::time::Duration,
+        /// Remove upload sessions that received nothing for this long.
+        #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+        upload_max_age: std::time::Duration,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let args = Args::parse();
+    let logs = tracing_subscriber::fmt().with_env_filter(
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+    );
+    // A command's stdout is its result; its logs go to stderr.
+    if args.command.is_some() {
+        logs.with_writer(std::io::stderr).init();
+    } else {
+        logs.init();
+    }
     let mut config = Config::load(args.config.as_deref())?;
     if let Some(listen) = args.listen {
         config.listen = listen;
@@ -53,6 +86,15 @@ async fn main() -> Result<()> {
         config.imports.plugin = args.plugin;
     }
     config.dev |= args.dev;
+
+    if let Some(Command::Gc {
+        grace,
+        upload_max_age,
+        json,
+    }) = args.command
+    {
+        return gc(&config, grace, upload_max_age, json).await;
+    }
 
     let password = std::env::var("HOIST_ADMIN_PASSWORD").ok();
     let host = hoist_host::server::build(&config, password)?;
@@ -78,5 +120,46 @@ async fn main() -> Result<()> {
         _ => {}
     }
     axum::serve(listener, host.router).await?;
+    Ok(())
+}
+
+/// `hoist-host gc`: one collection over the data folder, without serving.
+async fn gc(
+    config: &Config,
+    grace: std::time::Duration,
+    upload_max_age: std::time::Duration,
+    json: bool,
+) -> Result<()> {
+    let data = &config.data_dir;
+    anyhow::ensure!(
+        hoist_host::registry::database_path(data).exists(),
+        "{} holds no Hoist data (no hoist.db); pass the host's --data-dir",
+        data.display()
+    );
+    let options = hoist_host::gc::GcOptions {
+        grace,
+        upload_max_age,
+    };
+    let registry = hoist_host::registry::Registry::open(
+        data,
+        hoist_host::registry::RegistryOptions {
+            gc: options.clone(),
+            ..Default::default()
+        },
+    )?;
+    let report = hoist_host::gc::collect(&registry, &options).await?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "freed {} bytes: {} unreferenced blobs deleted, {} kept as younger than {}, {} \
+             abandoned uploads removed",
+            report.bytes_freed,
+            report.blobs_deleted,
+            report.blobs_kept_young,
+            humantime::format_duration(grace),
+            report.uploads_deleted
+        );
+    }
     Ok(())
 }

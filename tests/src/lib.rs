@@ -6,6 +6,7 @@ pub mod fake_registry;
 pub mod fault_proxy;
 pub mod guest_memory;
 pub mod hoist_server;
+pub mod host_process;
 pub mod images;
 pub mod registry;
 pub mod skopeo;

@@ -274,7 +274,7 @@ impl Registry {
     }
 }
 
-/// The `/v2/` routes.
+/// The `/v2/` routes, and `/readyz`.
 pub fn router(registry: Registry) -> Router {
     Router::new()
         .route("/v2", any(base))
@@ -288,7 +288,24 @@ pub fn router(registry: Registry) -> Router {
                 response
             },
         ))
+        .route("/readyz", axum::routing::get(readyz))
         .with_state(registry)
+}
+
+/// `GET /readyz`: 200 `{"status": "ready"}` when the database answers and the blob store
+/// takes a write; else 503 `{"status": "not ready", "reason": …}`.
+async fn readyz(State(registry): State<Registry>) -> Response {
+    match registry.ready().await {
+        Ok(()) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
+        Err(reason) => {
+            tracing::warn!(reason, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"status": "not ready", "reason": reason})),
+            )
+                .into_response()
+        }
+    }
 }
 
 /// The registry's operational routes: `GET /metrics` and `POST /api/v1/gc`
