@@ -3,13 +3,16 @@
 //! byte, so digests are kept; the Python `oras` client pushes chunked artifacts, a
 //! referrer with a subject, and pulls them back.
 //!
-//! The registry is served in this process from `hoist_host::registry::service`, the same
-//! router the host serves, over a temporary data folder.
+//! The first tests serve the registry alone (`hoist_host::registry::service`, the same
+//! router the host serves, authentication off); the others run the whole host with its
+//! token authentication, a private project, and credentials on every side.
 
 use hoist_host::registry::{Registry, RegistryOptions};
+use hoist_tests::hoist_server::{ADMIN_PASSWORD, HoistServer, test_config};
 use hoist_tests::images::{Format, Pusher, sha256};
 use hoist_tests::registry::{Auth, Registry as Distribution};
 use hoist_tests::{serve, skopeo, wait_until};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -45,6 +48,12 @@ impl Hoist {
 }
 
 fn skopeo_copy(from: &str, to: &str) {
+    skopeo_copy_with(from, to, &[]).unwrap_or_else(|e| panic!("skopeo copy {from} {to}: {e}"));
+}
+
+/// `skopeo copy --all` with extra arguments (`--src-creds`, `--dest-creds`); the error
+/// is skopeo's stderr.
+fn skopeo_copy_with(from: &str, to: &str, extra: &[&str]) -> Result<(), String> {
     let out = Command::new("skopeo")
         .args([
             "copy",
@@ -52,15 +61,16 @@ fn skopeo_copy(from: &str, to: &str) {
             "--src-tls-verify=false",
             "--dest-tls-verify=false",
         ])
+        .args(extra)
         .arg(format!("docker://{from}"))
         .arg(format!("docker://{to}"))
         .output()
         .expect("skopeo is installed by scripts/install-deps.sh");
-    assert!(
-        out.status.success(),
-        "skopeo copy {from} {to}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
 }
 
 #[test]
@@ -134,59 +144,79 @@ fn get_json(hoist: &Hoist, path: &str) -> (u16, serde_json::Value) {
 }
 
 /// Pushes an artifact in chunks, then a signature whose subject is that artifact, then
-/// pulls the artifact back; prints the artifact's manifest digest.
+/// pulls the artifact back; prints the artifact's manifest digest. Arguments: the
+/// registry, a work folder, `push` or `pull` (the pull alone), and optionally a user and
+/// password, which oras sends to the token realm the registry's challenge names.
 const ORAS_SCRIPT: &str = r#"
 import json, os, sys
 import oras.client, oras.oci
-host, work = sys.argv[1], sys.argv[2]
+host, work, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 os.chdir(work)
 client = oras.client.OrasClient(hostname=host, insecure=True)
-with open("notes.txt", "w") as f:
-    f.write("hello from oras " * 1000)
-client.push(target=f"{host}/team/notes:v1", files=["notes.txt"], do_chunked=True,
-            chunk_size=4096, quiet=True)
-manifest = client.get_manifest(f"{host}/team/notes:v1")
-subject = oras.oci.Subject.from_manifest(manifest)
-with open("signature.txt", "w") as f:
-    f.write("signed")
-client.push(target=f"{host}/team/notes:signature", files=["signature.txt"],
-            subject=subject, quiet=True,
-            manifest_annotations={"org.example.kind": "signature"})
+if len(sys.argv) > 5:
+    client.auth.set_basic_auth(sys.argv[4], sys.argv[5])
+if mode == "push":
+    with open("notes.txt", "w") as f:
+        f.write("hello from oras " * 1000)
+    client.push(target=f"{host}/team/notes:v1", files=["notes.txt"], do_chunked=True,
+                chunk_size=4096, quiet=True)
+    manifest = client.get_manifest(f"{host}/team/notes:v1")
+    subject = oras.oci.Subject.from_manifest(manifest)
+    with open("signature.txt", "w") as f:
+        f.write("signed")
+    client.push(target=f"{host}/team/notes:signature", files=["signature.txt"],
+                subject=subject, quiet=True,
+                manifest_annotations={"org.example.kind": "signature"})
 pulled = client.pull(target=f"{host}/team/notes:v1", outdir="out")
-print(json.dumps({"subject": subject.digest, "pulled": [open(p).read() for p in pulled]}))
+result = {"pulled": [open(p).read() for p in pulled]}
+if mode == "push":
+    result["subject"] = subject.digest
+print(json.dumps(result))
 "#;
+
+/// The Python with the `oras` package: the virtual environment `scripts/install-deps.sh`
+/// makes under the cache.
+fn oras_python() -> PathBuf {
+    let cache = std::env::var_os("HOIST_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/hoist"));
+    let python = cache.join("tools/py/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/install-deps.sh, which installs the oras client",
+        python.display()
+    );
+    python
+}
+
+/// Runs [`ORAS_SCRIPT`]; its JSON result, or its stderr.
+fn oras(host: &str, mode: &str, creds: Option<(&str, &str)>) -> Result<serde_json::Value, String> {
+    let work = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(oras_python());
+    cmd.args(["-c", ORAS_SCRIPT, host])
+        .arg(work.path())
+        .arg(mode)
+        // Only the credentials given here: none from a docker config on this machine.
+        .env("DOCKER_CONFIG", work.path());
+    if let Some((user, password)) = creds {
+        cmd.args([user, password]);
+    }
+    let out = cmd.output().unwrap();
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let line = out
+        .stdout
+        .split(|&b| b == b'\n')
+        .rfind(|l| l.starts_with(b"{"))
+        .expect("the script prints its result");
+    Ok(serde_json::from_slice(line).unwrap())
+}
 
 #[test]
 fn oras_pushes_chunked_artifacts_and_referrers() {
-    if Command::new("python3")
-        .args(["-c", "import oras"])
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
-        // scripts/install-deps.sh installs it; a machine without it skips this client.
-        eprintln!("skipping: the Python oras package is not installed");
-        return;
-    }
     let hoist = Hoist::start();
-    let work = tempfile::tempdir().unwrap();
-    let out = Command::new("python3")
-        .args(["-c", ORAS_SCRIPT, &hoist.host()])
-        .arg(work.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "oras: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: serde_json::Value = serde_json::from_slice(
-        out.stdout
-            .split(|&b| b == b'\n')
-            .rfind(|l| l.starts_with(b"{"))
-            .expect("the script prints its result"),
-    )
-    .unwrap();
+    let result = oras(&hoist.host(), "push", None).unwrap_or_else(|e| panic!("oras: {e}"));
     assert_eq!(result["pulled"][0], "hello from oras ".repeat(1000));
 
     let subject = result["subject"].as_str().unwrap();
@@ -195,4 +225,231 @@ fn oras_pushes_chunked_artifacts_and_referrers() {
     let referrers = index["manifests"].as_array().unwrap();
     assert_eq!(referrers.len(), 1, "{index}");
     assert_eq!(referrers[0]["annotations"]["org.example.kind"], "signature");
+}
+
+#[test]
+fn oras_pushes_and_pulls_artifacts_with_a_login_on_the_host() {
+    let data = tempfile::tempdir().unwrap();
+    let host = HoistServer::start(test_config(data.path(), &[]));
+    host.project("team", false);
+
+    // Without credentials nothing gets in.
+    let refused = oras(&host.host(), "push", None);
+    assert!(refused.is_err(), "an anonymous push into a private project");
+    let (status, _) = host.call("GET", "/v2/team/notes/tags/list", None, false);
+    assert_ne!(status, 200);
+
+    // A robot with push rights on the project: oras logs in through the token flow.
+    let (status, robot) = host.admin(
+        "POST",
+        "/api/v1/robots",
+        Some(serde_json::json!({
+            "name": "ci",
+            "scopes": [{"project": "team", "actions": ["pull", "push"]}],
+        })),
+    );
+    assert_eq!(status, 201, "{robot}");
+    let (user, secret) = (
+        robot["username"].as_str().unwrap(),
+        robot["secret"].as_str().unwrap(),
+    );
+    let result = oras(&host.host(), "push", Some((user, secret)))
+        .unwrap_or_else(|e| panic!("oras with the robot's login: {e}"));
+    assert_eq!(result["pulled"][0], "hello from oras ".repeat(1000));
+
+    let subject = result["subject"].as_str().unwrap();
+    let (status, index) = host.admin("GET", &format!("/v2/team/notes/referrers/{subject}"), None);
+    assert_eq!(status, 200);
+    let referrers = index["manifests"].as_array().unwrap();
+    assert_eq!(referrers.len(), 1, "{index}");
+    assert_eq!(referrers[0]["annotations"]["org.example.kind"], "signature");
+
+    // The admin pulls it too; an anonymous pull and a wrong secret are refused.
+    let pulled = oras(&host.host(), "pull", Some(("admin", ADMIN_PASSWORD)))
+        .unwrap_or_else(|e| panic!("oras pull as the admin: {e}"));
+    assert_eq!(pulled["pulled"][0], "hello from oras ".repeat(1000));
+    assert!(
+        oras(&host.host(), "pull", None).is_err(),
+        "an anonymous pull from a private project"
+    );
+    assert!(
+        oras(&host.host(), "pull", Some((user, "wrong-secret"))).is_err(),
+        "a wrong secret"
+    );
+}
+
+/// The whole host with authentication: skopeo copies a single-platform and a
+/// multi-platform image from a registry that wants a login into a private project (with
+/// `--src-creds` and `--dest-creds`), reads them back with `--creds`, and copies them out
+/// to another registry that wants a login; digests are kept all the way, and anonymous
+/// callers get nothing.
+#[test]
+fn skopeo_copies_into_and_out_of_a_private_project_with_logins() {
+    let basic = |user: &str, password: &str| Auth::Basic {
+        user: user.into(),
+        password: password.into(),
+    };
+    let source = Distribution::start(basic("source-user", "source-pass"));
+    let target = Distribution::start(basic("target-user", "target-pass"));
+    let data = tempfile::tempdir().unwrap();
+    let hoist = HoistServer::start(test_config(data.path(), &[]));
+    hoist.project("team", false);
+    let admin = format!("admin:{ADMIN_PASSWORD}");
+
+    let pusher = {
+        use base64::Engine as _;
+        let token = base64::engine::general_purpose::STANDARD.encode("source-user:source-pass");
+        Pusher::new(&source.url()).with_auth(format!("Basic {token}"))
+    };
+    let single = pusher.image(
+        "lib/single",
+        Some("v1"),
+        Format::Docker,
+        &[300_000, 40_000],
+        ("linux", "amd64"),
+    );
+    let multi = pusher.index(
+        "lib/multi",
+        "v2",
+        Format::Oci,
+        &[200_000],
+        &[("linux", "amd64", None), ("linux", "arm64", Some("v8"))],
+    );
+
+    for (repo, tag, pushed) in [("single", "v1", &single), ("multi", "v2", &multi)] {
+        let src = format!("{}/lib/{repo}:{tag}", source.host());
+        let in_hoist = format!("{}/team/{repo}:{tag}", hoist.host());
+
+        // Anonymous, and with a wrong password, the push is refused.
+        let anonymous =
+            skopeo_copy_with(&src, &in_hoist, &["--src-creds", "source-user:source-pass"]);
+        assert!(anonymous.is_err(), "{repo}: an anonymous push");
+        let wrong = skopeo_copy_with(
+            &src,
+            &in_hoist,
+            &[
+                "--src-creds",
+                "source-user:source-pass",
+                "--dest-creds",
+                "admin:wrong",
+            ],
+        );
+        assert!(wrong.is_err(), "{repo}: a push with a wrong password");
+        assert!(
+            !skopeo::exists_with(&in_hoist, &admin),
+            "{repo}: nothing was pushed"
+        );
+
+        skopeo_copy_with(
+            &src,
+            &in_hoist,
+            &[
+                "--src-creds",
+                "source-user:source-pass",
+                "--dest-creds",
+                &admin,
+            ],
+        )
+        .unwrap_or_else(|e| panic!("skopeo copy {src} {in_hoist}: {e}"));
+        let raw = skopeo::inspect_raw(&in_hoist, Some(&admin));
+        assert_eq!(
+            raw, pushed.manifest,
+            "{repo}: Hoist serves the bytes pushed"
+        );
+        assert_eq!(sha256(&raw), pushed.digest, "{repo}: the digest is kept");
+        skopeo::pull_all_with(&in_hoist, &admin);
+
+        // The project is private: an anonymous caller sees neither the manifest nor can
+        // copy the image out.
+        assert!(!skopeo::exists(&in_hoist), "{repo}: anonymous inspect");
+        let out = format!("{}/copied/{repo}:{tag}", target.host());
+        let stolen = skopeo_copy_with(
+            &in_hoist,
+            &out,
+            &["--dest-creds", "target-user:target-pass"],
+        );
+        assert!(
+            stolen.is_err(),
+            "{repo}: an anonymous pull of a private project"
+        );
+
+        // Out again with both logins, into a registry that wants its own.
+        skopeo_copy_with(
+            &in_hoist,
+            &out,
+            &[
+                "--src-creds",
+                &admin,
+                "--dest-creds",
+                "target-user:target-pass",
+            ],
+        )
+        .unwrap_or_else(|e| panic!("skopeo copy {in_hoist} {out}: {e}"));
+        let copied = skopeo::inspect_raw(&out, Some("target-user:target-pass"));
+        assert_eq!(
+            copied, pushed.manifest,
+            "{repo}: the copy out keeps the bytes"
+        );
+        assert_eq!(sha256(&copied), pushed.digest, "{repo}: and the digest");
+        skopeo::pull_all_with(&out, "target-user:target-pass");
+    }
+
+    // Each platform's manifest is there by digest, for a caller with the login.
+    let index: serde_json::Value = serde_json::from_slice(&multi.manifest).unwrap();
+    for child in index["manifests"].as_array().unwrap() {
+        let digest = child["digest"].as_str().unwrap();
+        let reference = format!("{}/team/multi@{digest}", hoist.host());
+        let raw = skopeo::inspect_raw(&reference, Some(&admin));
+        assert_eq!(sha256(&raw), digest);
+        assert!(!skopeo::exists(&reference), "anonymous, by digest");
+    }
+}
+
+/// A token carries only the access it was issued for, the admin's included: one fetched
+/// to pull is refused a push, with a challenge that names the scope to ask for.
+#[test]
+fn a_token_issued_to_pull_cannot_push_even_for_the_admin() {
+    use base64::Engine;
+    let data = tempfile::tempdir().unwrap();
+    let host = HoistServer::start(test_config(data.path(), &[]));
+    host.project("scoped", false);
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "admin:{}",
+            hoist_tests::hoist_server::ADMIN_PASSWORD
+        ))
+    );
+    let token = |scope: &str| -> String {
+        let body: serde_json::Value = ureq::get(&host.url("/token"))
+            .query("service", &host.host())
+            .query("scope", scope)
+            .set("authorization", &basic)
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    };
+    let start_upload = |token: &str| match ureq::post(&host.url("/v2/scoped/app/blobs/uploads/"))
+        .set("authorization", &format!("Bearer {token}"))
+        .call()
+    {
+        Ok(r) => (r.status(), None),
+        Err(ureq::Error::Status(code, r)) => {
+            (code, r.header("www-authenticate").map(str::to_owned))
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let (status, challenge) = start_upload(&token("repository:scoped/app:pull"));
+    assert_eq!(status, 403);
+    let challenge = challenge.expect("a challenge to ask for more");
+    assert!(
+        challenge.contains("insufficient_scope") && challenge.contains("scoped/app:pull,push"),
+        "{challenge}"
+    );
+    assert_eq!(
+        start_upload(&token("repository:scoped/app:pull,push")).0,
+        202
+    );
 }

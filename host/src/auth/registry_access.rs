@@ -37,8 +37,9 @@ impl RegistryAccess {
             Presented::Basic { user, password } => {
                 super::basic_caller(&user, &password, &self.admin, &self.metadata)
             }
+            // Even the admin's token carries only the access it was issued for: a token
+            // fetched to pull must not push, whoever asked for it.
             Presented::Bearer(token) => match self.keys.verify(&token) {
-                Ok(claims) if claims.sub == ADMIN_USER => Some(Caller::Admin),
                 Ok(claims) => Some(Caller::Token(claims)),
                 Err(_) => None,
             },
@@ -71,6 +72,15 @@ fn challenge(headers: &HeaderMap, scope: Option<String>) -> HeaderValue {
         value.push_str(&format!(",scope=\"{scope}\""));
     }
     HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+}
+
+/// `challenge` with `error="insufficient_scope"` added.
+fn insufficient_scope(challenge: HeaderValue) -> HeaderValue {
+    let value = format!(
+        "{},error=\"insufficient_scope\"",
+        challenge.to_str().unwrap_or("Bearer")
+    );
+    HeaderValue::from_str(&value).unwrap_or(challenge)
 }
 
 fn unauthorized(headers: &HeaderMap, scope: Option<String>, message: &str) -> RegistryError {
@@ -115,6 +125,7 @@ impl Authorizer for RegistryAccess {
             }
             Target::Base => Ok(()),
             Target::Catalog if caller.is_admin() => Ok(()),
+            Target::Catalog if matches!(&caller, Caller::Token(c) if c.sub == ADMIN_USER) => Ok(()),
             Target::Catalog if caller.is_anonymous() => Err(unauthorized(
                 &parts.headers,
                 Some("registry:catalog:*".into()),
@@ -134,6 +145,25 @@ impl Authorizer for RegistryAccess {
                         &parts.headers,
                         Some(scope),
                         &format!("{action} on {name} needs a signed-in user; log in"),
+                    ))
+                } else if let Caller::Token(_) = caller {
+                    // A token issued for a narrower scope (pull, when the client now
+                    // pushes): 403 with a challenge naming the scope needed and
+                    // `error="insufficient_scope"` (RFC 6750 §3.1), so the client asks
+                    // /token again (oras does). /token grants only what the account holds,
+                    // so an account without the right still ends refused.
+                    let needed = if *action == Action::Push {
+                        Access::repository(name, &[Action::Pull, Action::Push]).to_scope()
+                    } else {
+                        scope
+                    };
+                    Err(denied(format!(
+                        "this token does not grant {action} on {name}; get a token for the \
+                         scope {needed}"
+                    ))
+                    .with_header(
+                        header::WWW_AUTHENTICATE,
+                        insufficient_scope(challenge(&parts.headers, Some(needed))),
                     ))
                 } else {
                     Err(denied(format!(
