@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Benchmark (issue 4): skopeo pushes a synthetic image to Hoist's registry host (with a
+# login, into a private project) and pulls it back, then does the same with Debian's
+# docker-registry, in the same run. Prints the times, their ratios and the host's peak
+# memory (VmHWM).
+#   SIZE_MB=1024 LAYERS=8 bench/registry.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+source bench/lib.sh
+scripts/install-deps.sh
+SIZE_MB=${SIZE_MB:-1024}
+LAYERS=${LAYERS:-8}
+cargo build --quiet --release --locked -p hoist-host --bin hoist-host
+HOST_BIN=$CARGO_TARGET_DIR/release/hoist-host
+
+work=$(mktemp -d)
+trap 'stop_registries "$work"/reg/pid "$work"/host.pid; rm -rf "$work"' EXIT
+image=$HOIST_CACHE/bench/image-${SIZE_MB}m-${LAYERS}
+build_image "$image"
+
+# skopeo's dir: layout of the image: the manifest, `version`, and each blob by its hex.
+layout=$work/layout
+mkdir -p "$layout"
+cp "$image/manifest.json" "$layout/manifest.json"
+printf 'Directory Transport Version: 1.1\n' > "$layout/version"
+for f in "$image"/config "$image"/layer*; do
+  hex=$(sha256sum "$f" | cut -d' ' -f1)
+  ln "$f" "$layout/$hex" 2>/dev/null || cp "$f" "$layout/$hex"
+done
+
+# Hoist's host, with a login and a private project.
+password=bench-$RANDOM$RANDOM
+hport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+HOIST_ADMIN_PASSWORD=$password "$HOST_BIN" --listen "127.0.0.1:$hport" --data-dir "$work/hoist" \
+  >"$work/host.log" 2>&1 &
+host_pid=$!
+echo "$host_pid" > "$work/host.pid"
+for _ in $(seq 600); do curl -sf "http://127.0.0.1:$hport/healthz" >/dev/null && break; sleep 0.2; done
+curl -sf "http://127.0.0.1:$hport/readyz" >/dev/null || { cat "$work/host.log"; exit 1; }
+curl -sf -u "admin:$password" -H 'content-type: application/json' \
+  -d '{"name":"bench","public":false}' "http://127.0.0.1:$hport/api/v1/projects" >/dev/null
+H=127.0.0.1:$hport
+creds=admin:$password
+
+rport=$(start_registry "$work/reg")
+R=127.0.0.1:$rport
+
+# Push, then pull into a directory (skopeo verifies every blob's digest as it reads).
+timed() { local t; t=$(now); "$@"; elapsed "$t"; }
+copy() { skopeo copy --quiet --src-tls-verify=false --dest-tls-verify=false "$@"; }
+
+sync  # the layout's hard links need no flush, but the image build may have just run
+host_push=$(timed copy --dest-creds "$creds" "dir:$layout" "docker://$H/bench/app:v1")
+host_pull=$(timed copy --src-creds "$creds" "docker://$H/bench/app:v1" "dir:$work/pull-host")
+reg_push=$(timed copy "dir:$layout" "docker://$R/bench/app:v1")
+reg_pull=$(timed copy "docker://$R/bench/app:v1" "dir:$work/pull-reg")
+
+[ "$(skopeo inspect --raw --tls-verify=false --creds "$creds" "docker://$H/bench/app:v1" | sha256sum)" = \
+  "$(sha256sum < "$image/manifest.json")" ] \
+  || { echo "bench: Hoist serves another manifest than the one pushed" >&2; exit 1; }
+cmp -s "$work/pull-host/manifest.json" "$image/manifest.json" \
+  || { echo "bench: the pull from Hoist differs" >&2; exit 1; }
+
+host_rss=$(awk '/^VmHWM/ {print int($2 / 1024)}' "/proc/$host_pid/status")
+reg_rss=$(awk '/^VmHWM/ {print int($2 / 1024)}' "/proc/$(cat "$work/reg/pid")/status")
+
+python3 - "$SIZE_MB" "$LAYERS" "$host_push" "$host_pull" "$reg_push" "$reg_pull" "$host_rss" "$reg_rss" <<'PY'
+import sys
+size, layers = sys.argv[1:3]
+hpush, hpull, rpush, rpull = map(float, sys.argv[3:7])
+hrss, rrss = sys.argv[7:9]
+mb = float(size)
+print(f"image:                 {size} MiB in {layers} layers (skopeo, dir: to docker:// and back)")
+print(f"push  hoist-host:      {hpush:6.2f} s  {mb / hpush:7.1f} MiB/s")
+print(f"push  docker-registry: {rpush:6.2f} s  {mb / rpush:7.1f} MiB/s")
+print(f"pull  hoist-host:      {hpull:6.2f} s  {mb / hpull:7.1f} MiB/s")
+print(f"pull  docker-registry: {rpull:6.2f} s  {mb / rpull:7.1f} MiB/s")
+print(f"push hoist / registry: {hpush / rpush:6.2f}x  (below 1 means hoist is faster)")
+print(f"pull hoist / registry: {hpull / rpull:6.2f}x")
+print(f"peak RSS (VmHWM):      hoist-host {hrss} MiB, docker-registry {rrss} MiB")
+PY
