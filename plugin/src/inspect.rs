@@ -65,6 +65,22 @@ impl Inspection {
 
 /// Fetches the manifest (and an index's children) that `spec.reference` names.
 pub fn inspect(spec: InspectSpec) -> Result<Inspection, ImportError> {
+    let (mut inspection, warnings) = against_registry(spec, |client, reference| async move {
+        run(&client, &reference).await
+    })?;
+    inspection.warnings = warnings;
+    Ok(inspection)
+}
+
+/// Runs `work` to its end with a client for the registry `spec` names, as an import's
+/// client reaches it; returns its result and the warnings the client gathered.
+fn against_registry<T: 'static, F>(
+    spec: InspectSpec,
+    work: impl FnOnce(Client, Reference) -> F,
+) -> Result<(T, Vec<String>), ImportError>
+where
+    F: Future<Output = Result<T, ImportError>> + 'static,
+{
     let reference = Reference::parse(&spec.reference)
         .map_err(|e| ImportError::InvalidReference(e.to_string()))?;
     let settings = Settings::new(
@@ -75,20 +91,18 @@ pub fn inspect(spec: InspectSpec) -> Result<Inspection, ImportError> {
         spec.timeouts,
     )?;
     let warnings = Rc::new(RefCell::new(Vec::new()));
-    let client = Client::new(settings, warnings.clone());
+    let work = work(Client::new(settings, warnings.clone()), reference);
     let outcome = Rc::new(RefCell::new(None));
     let mut executor = Executor::new();
     let slot = outcome.clone();
     executor.spawn(async move {
-        let result = run(&client, &reference).await;
-        *slot.borrow_mut() = Some(result);
+        *slot.borrow_mut() = Some(work.await);
     });
     executor.run_until(u64::MAX, || outcome.borrow().is_some());
-    let mut inspection = outcome
+    let result = outcome
         .take()
         .expect("the executor runs its only future to the end")?;
-    inspection.warnings = warnings.take();
-    Ok(inspection)
+    Ok((result, warnings.take()))
 }
 
 async fn run(client: &Client, reference: &Reference) -> Result<Inspection, ImportError> {
@@ -206,27 +220,10 @@ const MAX_TAGS_BYTES: u64 = 4 << 20;
 /// Every tag of the repository that `spec.reference` names (its tag is ignored), in the
 /// registry's order, following `Link: <…>; rel="next"` pages.
 pub fn list_tags(spec: InspectSpec) -> Result<Vec<String>, ImportError> {
-    let reference = Reference::parse(&spec.reference)
-        .map_err(|e| ImportError::InvalidReference(e.to_string()))?;
-    let settings = Settings::new(
-        &spec.endpoints,
-        &spec.insecure,
-        &spec.credentials,
-        spec.max_retries,
-        spec.timeouts,
-    )?;
-    let client = Client::new(settings, Rc::new(RefCell::new(Vec::new())));
-    let outcome = Rc::new(RefCell::new(None));
-    let mut executor = Executor::new();
-    let slot = outcome.clone();
-    executor.spawn(async move {
-        let result = tags(&client, &reference).await;
-        *slot.borrow_mut() = Some(result);
-    });
-    executor.run_until(u64::MAX, || outcome.borrow().is_some());
-    outcome
-        .take()
-        .expect("the executor runs its only future to the end")
+    against_registry(spec, |client, reference| async move {
+        tags(&client, &reference).await
+    })
+    .map(|(tags, _)| tags)
 }
 
 async fn tags(client: &Client, reference: &Reference) -> Result<Vec<String>, ImportError> {
