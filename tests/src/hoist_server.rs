@@ -35,6 +35,17 @@ pub fn test_config(data_dir: &Path, mirrors: &[(&str, &str)]) -> Config {
     config
 }
 
+/// Has the host reach `registry` (a test registry on loopback) over plain HTTP.
+pub fn over_plain_http(config: &mut Config, registry: &str) {
+    config.registries.insert(
+        registry.to_owned(),
+        SourceRegistry {
+            insecure: true,
+            ..Default::default()
+        },
+    );
+}
+
 impl HoistServer {
     /// Starts the host with `config`, on a free port unless it names one.
     pub fn start(mut config: Config) -> Self {

@@ -181,13 +181,7 @@ fn credentials_given_for_a_private_source_never_show_up_again() {
         );
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path(), &[]);
-    config.registries.insert(
-        src.host(),
-        hoist_host::config::SourceRegistry {
-            insecure: true,
-            ..Default::default()
-        },
-    );
+    hoist_tests::hoist_server::over_plain_http(&mut config, &src.host());
     let host = HoistServer::start(config);
     host.project("web", false);
     let (status, accepted) = import(
@@ -242,13 +236,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn slow_source(data_dir: &std::path::Path) -> (FakeRegistry, hoist_host::config::Config) {
     let fake = FakeRegistry::start(Fault::SlowLayer);
     let mut config = test_config(data_dir, &[]);
-    config.registries.insert(
-        fake.host(),
-        hoist_host::config::SourceRegistry {
-            insecure: true,
-            ..Default::default()
-        },
-    );
+    hoist_tests::hoist_server::over_plain_http(&mut config, &fake.host());
     (fake, config)
 }
 

@@ -168,13 +168,7 @@ fn a_private_source_behind_token_auth_imports_and_its_password_is_never_logged()
         );
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path(), &[]);
-    config.registries.insert(
-        src.host(),
-        hoist_host::config::SourceRegistry {
-            insecure: true,
-            ..Default::default()
-        },
-    );
+    hoist_tests::hoist_server::over_plain_http(&mut config, &src.host());
     let host = HoistServer::start(config);
     host.project("web", false);
 
@@ -225,13 +219,7 @@ fn twenty_imports_at_once_stay_under_the_worker_limit_while_pulls_keep_working()
     let mut config = test_config(dir.path(), &[("docker.io", &served_url)]);
     config.imports.workers = WORKERS;
     config.imports.per_registry = WORKERS;
-    config.registries.insert(
-        fake.host(),
-        hoist_host::config::SourceRegistry {
-            insecure: true,
-            ..Default::default()
-        },
-    );
+    hoist_tests::hoist_server::over_plain_http(&mut config, &fake.host());
     let host = HoistServer::start(config);
     host.project("busy", false);
     let id = import(&host, "busy", json!({"source_url": "resident:v1"}));
@@ -349,13 +337,7 @@ fn imports_into_one_project_move_a_shared_layer_once() {
     let fake = FakeRegistry::start(Fault::SlowLayer);
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path(), &[]);
-    config.registries.insert(
-        fake.host(),
-        hoist_host::config::SourceRegistry {
-            insecure: true,
-            ..Default::default()
-        },
-    );
+    hoist_tests::hoist_server::over_plain_http(&mut config, &fake.host());
     let host = HoistServer::start(config);
     host.project("shared", false);
     let source = format!("{}/fake:v1", fake.host());
