@@ -69,8 +69,9 @@ pub fn build(config: &Config, password: Option<String>) -> Result<Host> {
         Metrics::new(),
     )
     .with_authorizer(Arc::new(access.clone()));
+    let target = external_target(config)?;
     let plugin = PluginRuntime::load(config.imports.plugin.as_deref(), &data.join("cache"))?
-        .with_network(clients(config)?);
+        .with_network(clients(config, target.as_ref())?);
 
     let mut registries = RegistrySettings::default();
     for (name, r) in &config.registries {
@@ -81,7 +82,6 @@ pub fn build(config: &Config, password: Option<String>) -> Result<Host> {
             registries.insecure.insert(name.clone());
         }
     }
-    let target = external_target(config)?;
     // Task targets, and the pull commands shown for them, name the registry that holds
     // the images.
     let import_authority = target
@@ -196,8 +196,9 @@ fn external_target(config: &Config) -> Result<Option<ExternalTarget>> {
     }))
 }
 
-/// The pooled client with the configured egress policy and extra CAs.
-fn clients(config: &Config) -> Result<Clients> {
+/// The pooled client with the configured egress policy and extra CAs; `target`, the
+/// external target, is trusted by name.
+fn clients(config: &Config, target: Option<&ExternalTarget>) -> Result<Clients> {
     let allowed = config
         .egress
         .allowed_networks
@@ -213,18 +214,16 @@ fn clients(config: &Config) -> Result<Clients> {
         }
     }
     let mut trusted_hosts = Vec::new();
-    if let Some(target) = &config.target {
-        let url =
-            Url::parse(target.url.trim_end_matches('/')).map_err(|e| anyhow!("target.url: {e}"))?;
-        let authority: axum::http::uri::Authority = url
+    if let Some(target) = target {
+        let authority: axum::http::uri::Authority = target
             .authority
             .parse()
-            .map_err(|e| anyhow!("target.url {:?}: {e}", target.url))?;
+            .map_err(|e| anyhow!("target.url {:?}: {e}", target.authority))?;
         trusted_hosts.push(authority.host().to_owned());
-        if let Some(path) = &target.ca_file {
+        if let Some(path) = config.target.as_ref().and_then(|t| t.ca_file.as_ref()) {
             let pem = std::fs::read(path)
                 .with_context(|| format!("reading target.ca_file {}", path.display()))?;
-            cas.insert(url.authority.clone(), pem);
+            cas.insert(target.authority.clone(), pem);
         }
     }
     let policy = EgressPolicy {
