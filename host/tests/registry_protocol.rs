@@ -311,9 +311,10 @@ fn a_chunked_upload_checks_its_ranges_and_reports_its_state() {
     assert_eq!(a.header("range"), "0-99999");
     assert_eq!(a.header("docker-upload-uuid"), uuid);
 
-    // The session is tied to its repository.
+    // The session is tied to its repository. The refused chunk is large enough that
+    // answering before reading it would break the pipe under the client.
     let elsewhere = location.replace("/team/app/", "/team/other/");
-    let a = s.call("PATCH", &elsewhere, &[], &data[100_000..]);
+    let a = s.call("PATCH", &elsewhere, &[], &vec![0u8; 16 << 20]);
     assert_eq!(a.status, 404);
     assert_eq!(a.code(), "BLOB_UPLOAD_UNKNOWN");
 
@@ -568,6 +569,15 @@ fn pushing_needs_the_project_unless_projects_are_made_on_first_push() {
         message.contains("ghost") && message.contains("POST /api/v1/projects"),
         "names the project and how to create it: {message}"
     );
+    // A monolithic push, refused with its blob still on the way, gets the same answer.
+    let big = vec![7u8; 16 << 20];
+    let a = s.call(
+        "POST",
+        &format!("/v2/ghost/app/blobs/uploads/?digest={}", sha256(&big)),
+        &[("content-type", "application/octet-stream")],
+        &big,
+    );
+    assert_eq!((a.status, a.code().as_str()), (404, "NAME_UNKNOWN"));
     let a = s.call(
         "PUT",
         "/v2/ghost/app/manifests/v1",

@@ -5,8 +5,10 @@
 //! them are looking at a failed `docker push` or `skopeo copy`, not at this code.
 
 use axum::Json;
+use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt as _;
 use serde_json::{Value, json};
 
 /// One registry error, with the HTTP status it is answered with.
@@ -36,6 +38,24 @@ impl RegistryError {
 
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.headers.push((name, value));
+        self
+    }
+
+    /// Reads and drops the body of the request this refuses (up to a bound), then gives
+    /// the refusal back. Answered before its body is read, a request has its connection
+    /// closed under the client still sending it, which then sees a broken pipe instead
+    /// of this error (and the upload's `Range`). Go's net/http drains too, but only
+    /// 256 KiB; chunks of several MiB are common, so the bound here is larger.
+    pub async fn after_draining(self, body: Body) -> Self {
+        const MAX_DRAIN: usize = 64 << 20;
+        let mut body = body.into_data_stream();
+        let mut seen = 0;
+        while let Some(Ok(chunk)) = body.next().await {
+            seen += chunk.len();
+            if seen > MAX_DRAIN {
+                break;
+            }
+        }
         self
     }
 

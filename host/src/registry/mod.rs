@@ -519,25 +519,10 @@ async fn dispatch(State(registry): State<Registry>, request: Request) -> Respons
 }
 
 async fn route(registry: &Registry, parts: &Parts, body: Body) -> Result<Response> {
-    let raw = parts.uri.path().strip_prefix("/v2/").unwrap_or_default();
-    let path = percent_encoding::percent_decode_str(raw)
-        .decode_utf8()
-        .map_err(|_| RegistryError::name_invalid("the path is not valid UTF-8"))?;
-    let Some((repo, endpoint, target)) = classify(&parts.method, &path) else {
-        return Err(RegistryError::new(
-            StatusCode::NOT_FOUND,
-            "NAME_UNKNOWN",
-            format!(
-                "/v2/{path} is not a registry endpoint; they are /v2/<name>/manifests/<ref>, \
-                 /v2/<name>/blobs/<digest>, /v2/<name>/blobs/uploads/, \
-                 /v2/<name>/tags/list, /v2/<name>/referrers/<digest> and /v2/_catalog"
-            ),
-        ));
+    let (repo, endpoint) = match admit(registry, parts) {
+        Ok(admitted) => admitted,
+        Err(refused) => return Err(refused.after_draining(body).await),
     };
-    if let Some(name) = &repo {
-        names::check_repository(name)?;
-    }
-    registry.inner.authorizer.authorize(parts, &target)?;
     let query = Query::of(parts);
     let method = parts.method.clone();
     let Some(repo) = repo else {
@@ -575,6 +560,31 @@ async fn route(registry: &Registry, parts: &Parts, body: Body) -> Result<Respons
         }
         (_, m) => Err(method_not_allowed(&m)),
     }
+}
+
+/// Where a request goes: its repository (none for the catalog) and endpoint, once the
+/// path is a registry endpoint and the caller may do what the method asks there.
+fn admit(registry: &Registry, parts: &Parts) -> Result<(Option<String>, Endpoint)> {
+    let raw = parts.uri.path().strip_prefix("/v2/").unwrap_or_default();
+    let path = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| RegistryError::name_invalid("the path is not valid UTF-8"))?;
+    let Some((repo, endpoint, target)) = classify(&parts.method, &path) else {
+        return Err(RegistryError::new(
+            StatusCode::NOT_FOUND,
+            "NAME_UNKNOWN",
+            format!(
+                "/v2/{path} is not a registry endpoint; they are /v2/<name>/manifests/<ref>, \
+                 /v2/<name>/blobs/<digest>, /v2/<name>/blobs/uploads/, \
+                 /v2/<name>/tags/list, /v2/<name>/referrers/<digest> and /v2/_catalog"
+            ),
+        ));
+    };
+    if let Some(name) = &repo {
+        names::check_repository(name)?;
+    }
+    registry.inner.authorizer.authorize(parts, &target)?;
+    Ok((repo, endpoint))
 }
 
 /// The query string's parameters (the last value of each).

@@ -49,14 +49,17 @@ pub(super) async fn start(
     query: &Query,
     body: Body,
 ) -> Result<Response> {
-    registry.require_project(repo).await?;
+    if let Err(refused) = registry.require_project(repo).await {
+        return Err(refused.after_draining(body).await);
+    }
     if let Some(digest) = query.get("mount")
         && let Some(response) = mount(registry, repo, parts, digest, query.get("from")).await?
     {
         return Ok(response);
     }
-    let monolithic = match query.get("digest") {
-        Some(d) => Some(names::check_digest(d)?.to_owned()),
+    let monolithic = match query.get("digest").map(names::check_digest) {
+        Some(Ok(d)) => Some(d.to_owned()),
+        Some(Err(refused)) => return Err(refused.after_draining(body).await),
         None => None,
     };
     let id = registry.store(|s| s.start_upload()).await?;
@@ -201,18 +204,11 @@ fn check_chunk(headers: &HeaderMap, repo: &str, id: &str, len: u64) -> Result<()
     Ok(())
 }
 
-/// Reads and drops a refused chunk (up to a bound), so that the client, still sending
-/// it, gets to read the refusal and its `Range` instead of a broken pipe.
-async fn drain(body: Body) {
-    const MAX_DRAIN: usize = 64 << 20;
-    let mut body = body.into_data_stream();
-    let mut seen = 0;
-    while let Some(Ok(chunk)) = futures::StreamExt::next(&mut body).await {
-        seen += chunk.len();
-        if seen > MAX_DRAIN {
-            return;
-        }
-    }
+/// Whether the chunk `headers` describe may be appended next to the session `id` of
+/// `repo`.
+async fn next_chunk(registry: &Registry, repo: &str, id: &str, headers: &HeaderMap) -> Result<()> {
+    let len = session_len(registry, repo, id).await?;
+    check_chunk(headers, repo, id, len)
 }
 
 /// `PATCH`: appends a chunk (or the whole stream) to the session.
@@ -224,10 +220,8 @@ pub(super) async fn patch(
     body: Body,
 ) -> Result<Response> {
     let _lock = registry.lock_upload(id).await;
-    let len = session_len(registry, repo, id).await?;
-    if let Err(refused) = check_chunk(headers, repo, id, len) {
-        drain(body).await;
-        return Err(refused);
+    if let Err(refused) = next_chunk(registry, repo, id, headers).await {
+        return Err(refused.after_draining(body).await);
     }
     let len = append_body(registry, id, body).await?;
     Ok(empty(StatusCode::ACCEPTED, session_headers(repo, id, len)))
@@ -243,16 +237,18 @@ pub(super) async fn finish(
     body: Body,
 ) -> Result<Response> {
     let Some(digest) = query.get("digest") else {
-        return Err(RegistryError::digest_invalid(
+        let refused = RegistryError::digest_invalid(
             "finishing an upload needs the blob's digest: PUT <location>?digest=sha256:<hex>",
-        ));
+        );
+        return Err(refused.after_draining(body).await);
     };
-    let digest = names::check_digest(digest)?.to_owned();
+    let digest = match names::check_digest(digest) {
+        Ok(d) => d.to_owned(),
+        Err(refused) => return Err(refused.after_draining(body).await),
+    };
     let _lock = registry.lock_upload(id).await;
-    let len = session_len(registry, repo, id).await?;
-    if let Err(refused) = check_chunk(headers, repo, id, len) {
-        drain(body).await;
-        return Err(refused);
+    if let Err(refused) = next_chunk(registry, repo, id, headers).await {
+        return Err(refused.after_draining(body).await);
     }
     let empty_body = header_str(headers, header::CONTENT_LENGTH).is_some_and(|l| l.trim() == "0");
     if !empty_body {
