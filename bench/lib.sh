@@ -75,6 +75,19 @@ read_all_blobs() {
   wait "${pids[@]}"
 }
 
+# Writes $2 MiB into the folder $1 as $3 files in parallel, each made durable, then
+# removes them. Direct I/O, so that only the disk is timed, not copies into the page cache.
+write_durably() {
+  local dir=$1 per=$(($2 / $3)) i pids=()
+  mkdir -p "$dir"
+  for i in $(seq 1 "$3"); do
+    dd if=/dev/zero of="$dir/durable$i" bs=1M count="$per" oflag=direct conv=fsync status=none &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  rm -f "$dir"/durable*
+}
+
 # Seconds since the epoch, with nanoseconds.
 now() { date +%s.%N; }
 elapsed() { python3 -c "print(f'{$(now) - $1:.2f}')"; }
