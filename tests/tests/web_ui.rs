@@ -2,10 +2,12 @@
 //! signs in, creates a project, imports an image from a local registry standing in for
 //! Docker Hub and watches its progress reach 100% without a reload, finds the new tag on
 //! the project page, sees a bad reference refused as it is typed, and sees a failed
-//! import's error. Screenshots of the main pages go to `test-output/screenshots/`.
+//! import's error. Another admin pastes a batch of references, and cancels a slow import
+//! and retries it. Screenshots of the main pages go to `test-output/screenshots/`.
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use hoist_tests::hoist_server::{ADMIN_PASSWORD, HoistServer, test_config};
+use hoist_tests::fake_registry::{FakeRegistry, Fault};
+use hoist_tests::hoist_server::{ADMIN_PASSWORD, HoistServer, over_plain_http, test_config};
 use hoist_tests::images::{Format, Pusher};
 use hoist_tests::registry::{Auth, Registry};
 use serde_json::{Value, json};
@@ -411,4 +413,152 @@ fn an_admin_imports_an_image_from_the_browser() {
         .send_json(json!({"name": "allowed"}))
         .unwrap();
     assert_eq!(same_page.status(), 201);
+}
+
+#[test]
+fn an_admin_imports_a_batch_and_cancels_and_retries_a_slow_import() {
+    let src = Registry::start(Auth::None);
+    let pusher = Pusher::new(&src.url());
+    let app = pusher.image(
+        "library/app",
+        Some("v1"),
+        Format::Docker,
+        LAYERS,
+        ("linux", "amd64"),
+    );
+    let tool = pusher.image(
+        "library/tool",
+        Some("v2"),
+        Format::Oci,
+        LAYERS,
+        ("linux", "arm64"),
+    );
+    // A source whose layer trickles out over seconds: long enough to press Cancel.
+    let slow = FakeRegistry::start(Fault::SlowLayer);
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = src.url();
+    let mut config = test_config(&dir.path().join("host"), &[("docker.io", &mirror)]);
+    over_plain_http(&mut config, &slow.host());
+    let host = HoistServer::start(config);
+    host.project("batch", false);
+    let driver = Driver::start();
+    let profile = dir.path().join("chromium-profile");
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = browser(&driver, &profile).await;
+        c.goto(&host.url("/")).await.unwrap();
+        wait_js(&c, "the sign-in form", "document.querySelector('#signin-form')").await;
+        type_into(&c, "#signin-password", ADMIN_PASSWORD).await;
+        click(&c, "#signin-submit").await;
+        wait_js(&c, "the projects page", "document.querySelector('#project-form')").await;
+        c.goto(&host.url("/ui/#/projects/batch")).await.unwrap();
+        wait_js(&c, "the batch form", "document.querySelector('#batch-form')").await;
+
+        // Two good references and a bad one: each good one becomes a task, and the bad
+        // one is named with what is wrong with it.
+        c.find(Locator::Css("#batch-refs"))
+            .await
+            .unwrap()
+            .send_keys("app:v1\ntool:v2\nteam/Bad:x")
+            .await
+            .unwrap();
+        click(&c, "#batch-submit").await;
+        wait_js(
+            &c,
+            "an answer for each line of the batch",
+            "document.querySelectorAll('#batch-result li').length === 3",
+        )
+        .await;
+        let tasks = c
+            .execute(
+                "return [...document.querySelectorAll('#batch-result li')].map(li => li.textContent);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let lines: Vec<String> = serde_json::from_value(tasks).unwrap();
+        assert!(lines[0].starts_with("app:v1") && lines[0].contains("task "), "{lines:?}");
+        assert!(lines[1].starts_with("tool:v2") && lines[1].contains("task "), "{lines:?}");
+        assert!(
+            lines[2].starts_with("team/Bad:x") && lines[2].contains("lowercase"),
+            "the bad line says what is wrong: {lines:?}"
+        );
+        c.execute(
+            "document.querySelector('#batch-result').scrollIntoView({block: 'center'});",
+            vec![],
+        )
+        .await
+        .unwrap();
+        screenshot(&c, "09-batch").await;
+        let (_, listed) = host.admin("GET", "/api/v1/projects/batch/tasks", None);
+        let ids: Vec<String> = listed["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids.len(), 2, "{listed}");
+        for id in &ids {
+            assert_eq!(host.wait_task(id, DEADLINE)["state"], "succeeded");
+        }
+        c.refresh().await.unwrap();
+        wait_js(
+            &c,
+            "both batch imports among the tags",
+            "document.querySelector('#tags tr[data-tag=\"app:v1\"]') \
+             && document.querySelector('#tags tr[data-tag=\"tool:v2\"]')",
+        )
+        .await;
+        let row = text_of(&c, "#tags tr[data-tag=\"tool:v2\"]").await;
+        assert!(row.contains("linux/arm64"), "{row}");
+        assert!(row.contains(&tool.digest[..19]), "{row}");
+        assert_ne!(app.digest, tool.digest);
+
+        // A slow import, cancelled while its layer is on the way: no tag is left.
+        type_into(&c, "#import-source", &format!("{}/fake:v1", slow.host())).await;
+        wait_js(
+            &c,
+            "the slow source parsed",
+            "document.querySelector('#import-image').value === 'fake'",
+        )
+        .await;
+        click(&c, "#import-submit").await;
+        wait_js(
+            &c,
+            "the slow layer under way",
+            "document.querySelector('#task-cancel') \
+             && [...document.querySelectorAll('#task-blobs-list tr')] \
+                  .some(tr => tr.textContent.includes('copying'))",
+        )
+        .await;
+        click(&c, "#task-cancel").await;
+        wait_js(
+            &c,
+            "the import cancelled, with Retry offered",
+            "document.querySelector('#task-state').dataset.state === 'cancelled' \
+             && document.querySelector('#task-retry') \
+             && !document.querySelector('#task-cancel')",
+        )
+        .await;
+        screenshot(&c, "10-cancelled").await;
+        let (status, _) = host.admin("GET", "/v2/batch/fake/manifests/v1", None);
+        assert_eq!(status, 404, "a cancelled import leaves no tag");
+
+        // Retried, the same import runs again, to the end.
+        click(&c, "#task-retry").await;
+        wait_js(
+            &c,
+            "the retried import to succeed",
+            "document.querySelector('#task-result') \
+             && document.querySelector('#task-percent').textContent === '100%'",
+        )
+        .await;
+        let (status, _) = host.admin("GET", "/v2/batch/fake/manifests/v1", None);
+        assert_eq!(status, 200, "the retried import left its tag");
+        c.close().await.unwrap();
+    });
 }
