@@ -15,7 +15,15 @@ const state = {
   samples: [], // [{t, bytes}] for speed and ETA
   parseTimer: 0,
   parseSeq: 0,
+  active: [], // ids of the history's queued and running tasks
+  historyTimer: 0,
 };
+
+// While the history holds queued or running tasks, it refreshes itself this often, and
+// the tags with it when one of them ends, so that a batch lands without a reload. One
+// request per interval, where an event stream per task would use up the browser's six
+// connections to the host.
+const HISTORY_REFRESH_MS = 2000;
 
 // ---- helpers ----
 
@@ -274,6 +282,7 @@ const PLATFORMS = ['linux/amd64', 'linux/arm64', 'linux/arm/v7', 'linux/arm/v6',
 
 async function viewProject(main, name) {
   state.project = name;
+  state.active = [];
   const r = await api('GET', '/api/v1/projects/' + encodeURIComponent(name));
   if (r.status !== 200) {
     main.append(h('h1', { text: name }), h('p', { class: 'error', role: 'alert', text: errorText(r) }));
@@ -585,12 +594,19 @@ function historySection() {
 }
 
 async function loadHistory() {
+  clearTimeout(state.historyTimer);
   const body = $('#history tbody');
   if (!body) return;
+  const project = state.project;
   const filter = $('#history-state').value;
-  const r = await api('GET', '/api/v1/projects/' + encodeURIComponent(state.project) + '/tasks?limit=100' + (filter ? '&state=' + filter : ''));
+  const r = await api('GET', '/api/v1/projects/' + encodeURIComponent(project) + '/tasks?limit=100' + (filter ? '&state=' + filter : ''));
+  if (project !== state.project) return;
   body.replaceChildren();
   if (r.status !== 200) { body.append(h('tr', {}, h('td', { colspan: 7, class: 'error', text: errorText(r) }))); return; }
+  const active = r.data.tasks.filter((t) => t.state === 'queued' || t.state === 'running').map((t) => t.id);
+  if (state.active.some((id) => !active.includes(id))) loadTags();
+  state.active = active;
+  if (active.length) state.historyTimer = setTimeout(loadHistory, HISTORY_REFRESH_MS);
   if (!r.data.tasks.length) body.append(h('tr', {}, h('td', { colspan: 7, text: 'No imports' + (filter ? ' in this state.' : ' yet.') })));
   for (const t of r.data.tasks) {
     const pct = t.state === 'succeeded' ? 100 : t.bytes_total ? Math.floor((t.bytes_done / t.bytes_total) * 100) : 0;
