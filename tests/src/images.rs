@@ -201,3 +201,17 @@ impl Pusher {
         }
     }
 }
+
+/// A Debian `docker-registry` standing in for Docker Hub, holding `library/app:v1`: a
+/// linux/amd64 image in Docker's format with layers of `layer_sizes` bytes.
+pub fn docker_hub(layer_sizes: &[usize]) -> (crate::registry::Registry, Pushed) {
+    let hub = crate::registry::Registry::start(crate::registry::Auth::None);
+    let app = Pusher::new(&hub.url()).image(
+        "library/app",
+        Some("v1"),
+        Format::Docker,
+        layer_sizes,
+        ("linux", "amd64"),
+    );
+    (hub, app)
+}

@@ -4,7 +4,7 @@
 
 use hoist_tests::fake_registry::{FakeRegistry, Fault};
 use hoist_tests::hoist_server::{HoistServer, test_config};
-use hoist_tests::images::{Format, Pusher};
+use hoist_tests::images::{self, Format, Pusher};
 use hoist_tests::registry::{Auth, Registry};
 use hoist_tests::{skopeo, wait_until};
 use serde_json::{Value, json};
@@ -16,15 +16,8 @@ const TASK_DEADLINE: Duration = Duration::from_secs(120);
 
 /// A source registry standing in for Docker Hub, with `library/app:v1` in it.
 fn docker_hub() -> (Registry, String) {
-    let src = Registry::start(Auth::None);
-    let pushed = Pusher::new(&src.url()).image(
-        "library/app",
-        Some("v1"),
-        Format::Docker,
-        LAYERS,
-        ("linux", "amd64"),
-    );
-    (src, pushed.digest)
+    let (src, app) = images::docker_hub(LAYERS);
+    (src, app.digest)
 }
 
 fn import(host: &HoistServer, project: &str, body: Value) -> (u16, Value) {

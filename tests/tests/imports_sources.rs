@@ -5,7 +5,7 @@
 
 use hoist_tests::fake_registry::{FakeRegistry, Fault};
 use hoist_tests::hoist_server::{ADMIN_PASSWORD, HoistServer, test_config};
-use hoist_tests::images::{Format, Pusher};
+use hoist_tests::images::{Format, Pusher, docker_hub};
 use hoist_tests::registry::{Auth, Registry};
 use hoist_tests::token_server::{ISSUER, SERVICE, TokenField, TokenServer};
 use hoist_tests::{skopeo, wait_until};
@@ -283,17 +283,7 @@ fn twenty_imports_at_once_stay_under_the_worker_limit_while_pulls_keep_working()
 
 #[test]
 fn an_external_target_receives_imports_pushed_with_the_hosts_own_account() {
-    let (src, _) = {
-        let src = Registry::start(Auth::None);
-        let pushed = Pusher::new(&src.url()).image(
-            "library/app",
-            Some("v1"),
-            Format::Docker,
-            LAYERS,
-            ("linux", "amd64"),
-        );
-        (src, pushed)
-    };
+    let (src, _) = docker_hub(LAYERS);
     let push_password = "target-push-pw-5b07";
     let external = Registry::start(Auth::Basic {
         user: "pusher".into(),

@@ -9,7 +9,7 @@
 
 use hoist_host::registry::{Registry, RegistryOptions};
 use hoist_tests::hoist_server::{ADMIN_PASSWORD, HoistServer, test_config};
-use hoist_tests::images::{Format, Pusher, sha256};
+use hoist_tests::images::{Format, Pushed, Pusher, sha256};
 use hoist_tests::registry::{Auth, Registry as Distribution};
 use hoist_tests::{serve, skopeo, wait_until};
 use std::path::PathBuf;
@@ -73,12 +73,9 @@ fn skopeo_copy_with(from: &str, to: &str, extra: &[&str]) -> Result<(), String> 
     }
 }
 
-#[test]
-fn skopeo_copies_images_through_hoist_with_their_digests_kept() {
-    let source = Distribution::start(Auth::None);
-    let target = Distribution::start(Auth::None);
-    let hoist = Hoist::start();
-    let pusher = Pusher::new(&source.url());
+/// Pushes the two images the skopeo tests copy: `lib/single:v1` (Docker, linux/amd64)
+/// and `lib/multi:v2` (an OCI index for linux/amd64 and linux/arm64/v8).
+fn single_and_multi(pusher: &Pusher) -> (Pushed, Pushed) {
     let single = pusher.image(
         "lib/single",
         Some("v1"),
@@ -93,6 +90,16 @@ fn skopeo_copies_images_through_hoist_with_their_digests_kept() {
         &[200_000],
         &[("linux", "amd64", None), ("linux", "arm64", Some("v8"))],
     );
+    (single, multi)
+}
+
+#[test]
+fn skopeo_copies_images_through_hoist_with_their_digests_kept() {
+    let source = Distribution::start(Auth::None);
+    let target = Distribution::start(Auth::None);
+    let hoist = Hoist::start();
+    let pusher = Pusher::new(&source.url());
+    let (single, multi) = single_and_multi(&pusher);
 
     for (repo, tag, pushed) in [("single", "v1", &single), ("multi", "v2", &multi)] {
         let src = format!("{}/lib/{repo}:{tag}", source.host());
@@ -301,20 +308,7 @@ fn skopeo_copies_into_and_out_of_a_private_project_with_logins() {
         let token = base64::engine::general_purpose::STANDARD.encode("source-user:source-pass");
         Pusher::new(&source.url()).with_auth(format!("Basic {token}"))
     };
-    let single = pusher.image(
-        "lib/single",
-        Some("v1"),
-        Format::Docker,
-        &[300_000, 40_000],
-        ("linux", "amd64"),
-    );
-    let multi = pusher.index(
-        "lib/multi",
-        "v2",
-        Format::Oci,
-        &[200_000],
-        &[("linux", "amd64", None), ("linux", "arm64", Some("v8"))],
-    );
+    let (single, multi) = single_and_multi(&pusher);
 
     for (repo, tag, pushed) in [("single", "v1", &single), ("multi", "v2", &multi)] {
         let src = format!("{}/lib/{repo}:{tag}", source.host());

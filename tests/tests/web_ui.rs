@@ -8,8 +8,7 @@
 use fantoccini::{Client, ClientBuilder, Locator};
 use hoist_tests::fake_registry::{FakeRegistry, Fault};
 use hoist_tests::hoist_server::{ADMIN_PASSWORD, HoistServer, over_plain_http, test_config};
-use hoist_tests::images::{Format, Pusher};
-use hoist_tests::registry::{Auth, Registry};
+use hoist_tests::images::{Format, Pusher, docker_hub};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -156,6 +155,19 @@ async fn click(c: &Client, css: &str) {
         .unwrap();
 }
 
+/// Signs in as the admin through the sign-in form on the page, and waits for the
+/// projects page.
+async fn sign_in_as_admin(c: &Client) {
+    type_into(c, "#signin-password", ADMIN_PASSWORD).await;
+    click(c, "#signin-submit").await;
+    wait_js(
+        c,
+        "the projects page",
+        "document.querySelector('#project-form')",
+    )
+    .await;
+}
+
 fn screenshots_dir() -> PathBuf {
     let dir = std::env::var_os("HOIST_TEST_OUTPUT")
         .map(PathBuf::from)
@@ -170,16 +182,20 @@ async fn screenshot(c: &Client, name: &str) {
     std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap();
 }
 
+/// A screenshot with the element `css` scrolled to the middle of the window.
+async fn screenshot_around(c: &Client, css: &str, name: &str) {
+    c.execute(
+        "document.querySelector(arguments[0]).scrollIntoView({block: 'center'});",
+        vec![Value::from(css)],
+    )
+    .await
+    .unwrap();
+    screenshot(c, name).await;
+}
+
 #[test]
 fn an_admin_imports_an_image_from_the_browser() {
-    let src = Registry::start(Auth::None);
-    let pushed = Pusher::new(&src.url()).image(
-        "library/app",
-        Some("v1"),
-        Format::Docker,
-        LAYERS,
-        ("linux", "amd64"),
-    );
+    let (src, pushed) = docker_hub(LAYERS);
     let dir = tempfile::tempdir().unwrap();
     let mirror = src.url();
     let host = HoistServer::start(test_config(
@@ -209,9 +225,7 @@ fn an_admin_imports_an_image_from_the_browser() {
             "document.querySelector('#signin-error').textContent.includes('wrong')",
         )
         .await;
-        type_into(&c, "#signin-password", ADMIN_PASSWORD).await;
-        click(&c, "#signin-submit").await;
-        wait_js(&c, "the projects page", "document.querySelector('#project-form')").await;
+        sign_in_as_admin(&c).await;
         let cookie = c.get_named_cookie("hoist_session").await.unwrap();
         assert_eq!(cookie.http_only(), Some(true), "the session is HttpOnly");
 
@@ -306,13 +320,7 @@ fn an_admin_imports_an_image_from_the_browser() {
              && document.querySelector('#history tbody tr[data-task]')",
         )
         .await;
-        c.execute(
-            "document.querySelector('#tags').scrollIntoView({block: 'center'});",
-            vec![],
-        )
-        .await
-        .unwrap();
-        screenshot(&c, "06-project").await;
+        screenshot_around(&c, "#tags", "06-project").await;
 
         // A failed import shows its error; the credentials typed for it leave the page.
         type_into(&c, "#import-source", "app:missing").await;
@@ -417,16 +425,8 @@ fn an_admin_imports_an_image_from_the_browser() {
 
 #[test]
 fn an_admin_imports_a_batch_and_cancels_and_retries_a_slow_import() {
-    let src = Registry::start(Auth::None);
-    let pusher = Pusher::new(&src.url());
-    let app = pusher.image(
-        "library/app",
-        Some("v1"),
-        Format::Docker,
-        LAYERS,
-        ("linux", "amd64"),
-    );
-    let tool = pusher.image(
+    let (src, app) = docker_hub(LAYERS);
+    let tool = Pusher::new(&src.url()).image(
         "library/tool",
         Some("v2"),
         Format::Oci,
@@ -452,9 +452,7 @@ fn an_admin_imports_a_batch_and_cancels_and_retries_a_slow_import() {
         let c = browser(&driver, &profile).await;
         c.goto(&host.url("/")).await.unwrap();
         wait_js(&c, "the sign-in form", "document.querySelector('#signin-form')").await;
-        type_into(&c, "#signin-password", ADMIN_PASSWORD).await;
-        click(&c, "#signin-submit").await;
-        wait_js(&c, "the projects page", "document.querySelector('#project-form')").await;
+        sign_in_as_admin(&c).await;
         c.goto(&host.url("/ui/#/projects/batch")).await.unwrap();
         wait_js(&c, "the batch form", "document.querySelector('#batch-form')").await;
 
@@ -487,13 +485,7 @@ fn an_admin_imports_a_batch_and_cancels_and_retries_a_slow_import() {
             lines[2].starts_with("team/Bad:x") && lines[2].contains("lowercase"),
             "the bad line says what is wrong: {lines:?}"
         );
-        c.execute(
-            "document.querySelector('#batch-result').scrollIntoView({block: 'center'});",
-            vec![],
-        )
-        .await
-        .unwrap();
-        screenshot(&c, "09-batch").await;
+        screenshot_around(&c, "#batch-result", "09-batch").await;
         let (_, listed) = host.admin("GET", "/api/v1/projects/batch/tasks", None);
         let ids: Vec<String> = listed["tasks"]
             .as_array()
