@@ -83,6 +83,15 @@ function toast(message) {
   toast.timer = setTimeout(() => t.classList.remove('show'), 2500);
 }
 
+// Shows a field's outcome in the message under it, and marks the field invalid or not
+// for assistive technology.
+function fieldResult(field, msg, ok, text) {
+  msg.className = 'field-msg ' + (ok ? 'ok' : 'error');
+  msg.textContent = text;
+  if (ok) field.removeAttribute('aria-invalid');
+  else field.setAttribute('aria-invalid', 'true');
+}
+
 function bytes(n) {
   if (n === null || n === undefined) return '–';
   const units = ['B', 'KB', 'MB', 'GB', 'TB'];
@@ -209,14 +218,10 @@ async function viewProjects(main) {
       e.preventDefault();
       const r = await api('POST', '/api/v1/projects', { name: name.value.trim(), public: pub.checked });
       if (r.status !== 201) {
-        msg.className = 'field-msg error';
-        msg.textContent = errorText(r);
-        name.setAttribute('aria-invalid', 'true');
+        fieldResult(name, msg, false, errorText(r));
         return;
       }
-      name.removeAttribute('aria-invalid');
-      msg.className = 'field-msg ok';
-      msg.textContent = 'Created ' + r.data.name;
+      fieldResult(name, msg, true, 'Created ' + r.data.name);
       name.value = '';
       pub.checked = false;
       loadProjects();
@@ -420,14 +425,10 @@ async function checkSource(source, parsed, image, tag) {
   const r = await api('GET', '/api/v1/references/parse?reference=' + encodeURIComponent(value));
   if (seq !== state.parseSeq) return; // a newer keystroke's answer wins
   if (r.status !== 200) {
-    parsed.className = 'field-msg error';
-    parsed.textContent = errorText(r);
-    source.setAttribute('aria-invalid', 'true');
+    fieldResult(source, parsed, false, errorText(r));
     return;
   }
-  source.removeAttribute('aria-invalid');
-  parsed.className = 'field-msg ok';
-  parsed.textContent = value + ' → ' + r.data.canonical;
+  fieldResult(source, parsed, true, value + ' → ' + r.data.canonical);
   const last = r.data.repository.split('/').pop();
   image.placeholder = last;
   if (!image.dataset.edited) image.value = last;
