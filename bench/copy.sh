@@ -6,11 +6,7 @@
 #   SIZE_MB=1024 LAYERS=8 bench/copy.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/env.sh
 source bench/lib.sh
-scripts/install-deps.sh
-SIZE_MB=${SIZE_MB:-1024}
-LAYERS=${LAYERS:-8}
 cargo build --quiet --release --locked --target wasm32-wasip2 -p hoist-cli
 WASM=$CARGO_TARGET_DIR/wasm32-wasip2/release/hoist.wasm
 

@@ -10,11 +10,7 @@
 #   SIZE_MB=1024 LAYERS=8 CONCURRENT=10 bench/import.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/env.sh
 source bench/lib.sh
-scripts/install-deps.sh
-SIZE_MB=${SIZE_MB:-1024}
-LAYERS=${LAYERS:-8}
 CONCURRENT=${CONCURRENT:-10}
 cargo build --quiet --release --locked -p hoist-host
 HOST_BIN=$CARGO_TARGET_DIR/release/hoist-host
@@ -29,7 +25,6 @@ src=$(start_registry "$work/src")
 push_image "$image" "$src" bench/app v1
 S=127.0.0.1:$src
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # Starts a host with the configuration in $1 on 127.0.0.1:$2, data in $3; prints its pid.
 start_host() {
   HOIST_ADMIN_PASSWORD=bench RUST_LOG=warn "$HOST_BIN" --config "$1" --listen "127.0.0.1:$2" \

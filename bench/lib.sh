@@ -1,10 +1,20 @@
 # Shared by the benchmark scripts: registries on loopback and a synthetic image.
-# Sourced, not run.
+# Sourced from the repository's root, not run. Sourcing it loads the build environment,
+# installs what is missing, and sets the image's size (SIZE_MB, LAYERS) unless given.
+source scripts/env.sh
+scripts/install-deps.sh
+SIZE_MB=${SIZE_MB:-1024}
+LAYERS=${LAYERS:-8}
+
+# A free TCP port on loopback.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
 
 # Starts Debian's docker-registry on a free loopback port; prints the port.
 start_registry() {
   local dir=$1 port
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  port=$(free_port)
   mkdir -p "$dir/data"
   cat > "$dir/config.yml" <<YML
 version: 0.1

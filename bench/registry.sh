@@ -6,11 +6,7 @@
 #   SIZE_MB=1024 LAYERS=8 bench/registry.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/env.sh
 source bench/lib.sh
-scripts/install-deps.sh
-SIZE_MB=${SIZE_MB:-1024}
-LAYERS=${LAYERS:-8}
 cargo build --quiet --release --locked -p hoist-host --bin hoist-host
 HOST_BIN=$CARGO_TARGET_DIR/release/hoist-host
 
@@ -31,7 +27,7 @@ done
 
 # Hoist's host, with a login and a private project.
 password=bench-$RANDOM$RANDOM
-hport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+hport=$(free_port)
 HOIST_ADMIN_PASSWORD=$password "$HOST_BIN" --listen "127.0.0.1:$hport" --data-dir "$work/hoist" \
   >"$work/host.log" 2>&1 &
 host_pid=$!
