@@ -2,8 +2,9 @@
 //! signs in, creates a project, imports an image from a local registry standing in for
 //! Docker Hub and watches its progress reach 100% without a reload, finds the new tag on
 //! the project page, sees a bad reference refused as it is typed, and sees a failed
-//! import's error. Another admin pastes a batch of references, and cancels a slow import
-//! and retries it. Screenshots of the main pages go to `test-output/screenshots/`.
+//! import's error. Another admin pastes a batch of references, cancels a slow import and
+//! retries it, and presses buttons that live progress and history refreshes must not
+//! replace under the mouse. Screenshots of the main pages go to `test-output/screenshots/`.
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use hoist_tests::fake_registry::{FakeRegistry, Fault};
@@ -527,7 +528,20 @@ fn an_admin_imports_a_batch_and_cancels_and_retries_a_slow_import() {
                   .some(tr => tr.textContent.includes('copying'))",
         )
         .await;
-        click(&c, "#task-cancel").await;
+        // The button pressed is the one found before the bar last moved: progress
+        // redraws the panel, and must not replace the button under the mouse.
+        let cancel = c.find(Locator::Css("#task-cancel")).await.unwrap();
+        let before = text_of(&c, "#task-bytes").await;
+        wait_js(
+            &c,
+            "the slow layer's progress to move",
+            &format!(
+                "document.querySelector('#task-bytes').textContent !== {}",
+                Value::from(before)
+            ),
+        )
+        .await;
+        cancel.click().await.expect("Cancel survives progress updates");
         wait_js(
             &c,
             "the import cancelled, with Retry offered",
@@ -540,12 +554,58 @@ fn an_admin_imports_a_batch_and_cancels_and_retries_a_slow_import() {
         let (status, _) = host.admin("GET", "/v2/batch/fake/manifests/v1", None);
         assert_eq!(status, 404, "a cancelled import leaves no tag");
 
-        // Retried, the same import runs again, to the end.
+        // Retried, the same import runs again. Meanwhile the admin looks at the earlier
+        // import of app:v1 through its Show button, found before the history last
+        // refreshed: the refresh must not replace the button under the mouse.
+        let task_of = |source: &str| -> String {
+            let (_, listed) = host.admin("GET", "/api/v1/projects/batch/tasks", None);
+            let task = listed["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["source_canonical"].as_str().unwrap().ends_with(source))
+                .unwrap_or_else(|| panic!("a task from {source} in {listed}"));
+            task["id"].as_str().unwrap().to_owned()
+        };
+        let (app_task, slow_task) = (task_of("/library/app:v1"), task_of("/fake:v1"));
         click(&c, "#task-retry").await;
+        let show = c
+            .find(Locator::Css(&format!(
+                "#history tr[data-task=\"{app_task}\"] button"
+            )))
+            .await
+            .unwrap();
+        // Marked after the button is found, the cell tells when a refresh has run since.
+        let progress_cell =
+            format!("document.querySelector('#history tr[data-task=\"{app_task}\"]').children[4]");
+        c.execute(&format!("{progress_cell}.dataset.seen = '1';"), vec![])
+            .await
+            .unwrap();
+        wait_js(
+            &c,
+            "the history refreshed",
+            &format!("!{progress_cell}.dataset.seen"),
+        )
+        .await;
+        show.click()
+            .await
+            .expect("Show survives the history's refresh");
+        wait_js(
+            &c,
+            "the earlier import in the task panel",
+            &format!(
+                "document.querySelector('#task-digest') \
+                 && document.querySelector('#task-digest').textContent === '{}'",
+                app.digest
+            ),
+        )
+        .await;
+        click(&c, &format!("#history tr[data-task=\"{slow_task}\"] button")).await;
         wait_js(
             &c,
             "the retried import to succeed",
-            "document.querySelector('#task-result') \
+            "document.querySelector('#task').textContent.includes('/fake:v1') \
+             && document.querySelector('#task-result') \
              && document.querySelector('#task-percent').textContent === '100%'",
         )
         .await;

@@ -17,6 +17,7 @@ const state = {
   parseSeq: 0,
   active: [], // ids of the history's queued and running tasks
   historyTimer: 0,
+  history: new Map(), // the history's tasks by id, for its Show buttons
 };
 
 // While the history holds queued or running tasks, it refreshes itself this often, and
@@ -565,11 +566,29 @@ function renderTask(task) {
       h('p', {}, h('b', { text: task.error.code }), ': ', h('span', { id: 'task-error-message', text: task.error.message }))));
   }
   for (const w of task.warnings || []) children.push(h('p', { class: 'hint', text: 'Note: ' + w }));
-  const actions = h('div', { class: 'actions' });
-  if (!finished) actions.append(h('button', { type: 'button', id: 'task-cancel', class: 'danger', text: 'Cancel', onclick: () => taskAction(task, 'cancel') }));
-  if (task.state === 'failed' || task.state === 'cancelled') actions.append(h('button', { type: 'button', id: 'task-retry', text: 'Retry', onclick: () => taskAction(task, 'retry') }));
-  if (state.user) children.push(actions);
-  panel.replaceChildren(...children);
+  let view = $('#task-view');
+  let actions = $('#task-actions');
+  if (!view) {
+    view = h('div', { id: 'task-view' });
+    actions = h('div', { id: 'task-actions', class: 'actions' });
+    panel.replaceChildren(view, actions);
+  }
+  view.replaceChildren(...children);
+  renderTaskActions(actions, task, finished);
+}
+
+// The buttons stay the same elements while progress events redraw the panel several
+// times a second: a button replaced between the press and the release of the mouse
+// would swallow the click. They are rebuilt only when the actions on offer change.
+function renderTaskActions(actions, task, finished) {
+  const retryable = task.state === 'failed' || task.state === 'cancelled';
+  const key = [task.id, finished, retryable, !!state.user].join(' ');
+  if (actions.dataset.key === key) return;
+  actions.dataset.key = key;
+  actions.replaceChildren();
+  if (!state.user) return;
+  if (!finished) actions.append(h('button', { type: 'button', id: 'task-cancel', class: 'danger', text: 'Cancel', onclick: () => taskAction(state.task, 'cancel') }));
+  if (retryable) actions.append(h('button', { type: 'button', id: 'task-retry', text: 'Retry', onclick: () => taskAction(state.task, 'retry') }));
 }
 
 async function taskAction(task, action) {
@@ -602,24 +621,44 @@ async function loadHistory() {
   const filter = $('#history-state').value;
   const r = await api('GET', '/api/v1/projects/' + encodeURIComponent(project) + '/tasks?limit=100' + (filter ? '&state=' + filter : ''));
   if (project !== state.project) return;
-  body.replaceChildren();
-  if (r.status !== 200) { body.append(h('tr', {}, h('td', { colspan: 7, class: 'error', text: errorText(r) }))); return; }
+  if (r.status !== 200) { body.replaceChildren(h('tr', {}, h('td', { colspan: 7, class: 'error', text: errorText(r) }))); return; }
   const active = r.data.tasks.filter((t) => t.state === 'queued' || t.state === 'running').map((t) => t.id);
   if (state.active.some((id) => !active.includes(id))) loadTags();
   state.active = active;
   if (active.length) state.historyTimer = setTimeout(loadHistory, HISTORY_REFRESH_MS);
-  if (!r.data.tasks.length) body.append(h('tr', {}, h('td', { colspan: 7, text: 'No imports' + (filter ? ' in this state.' : ' yet.') })));
-  for (const t of r.data.tasks) {
+  if (!r.data.tasks.length) { body.replaceChildren(h('tr', {}, h('td', { colspan: 7, text: 'No imports' + (filter ? ' in this state.' : ' yet.') }))); return; }
+  renderHistoryRows(body, r.data.tasks);
+}
+
+// Updates the history's rows in place, keyed by task: the refresh runs every two seconds
+// while imports are under way, and a Show button that was replaced between the press and
+// the release of the mouse would swallow the click.
+function renderHistoryRows(body, tasks) {
+  const rows = new Map([...body.querySelectorAll('tr[data-task]')].map((row) => [row.dataset.task, row]));
+  state.history = new Map(tasks.map((t) => [t.id, t]));
+  let next = body.firstElementChild;
+  for (const t of tasks) {
     const pct = t.state === 'succeeded' ? 100 : t.bytes_total ? Math.floor((t.bytes_done / t.bytes_total) * 100) : 0;
-    body.append(h('tr', { dataset: { task: t.id }, class: state.task && state.task.id === t.id ? 'selected' : null },
+    const cells = [
       td('Started', when(t.created_at)),
       td('Source', h('span', { class: 'mono', text: t.source_canonical })),
       td('Target', h('span', { class: 'mono', text: t.target })),
       td('State', badge(t.state)),
       td('Progress', pct + '%'),
       td('By', t.created_by),
-      td('', h('button', { type: 'button', class: 'secondary', text: 'Show', 'aria-label': 'Show task ' + t.id, onclick: () => showTask(t) }))));
+    ];
+    let row = rows.get(t.id);
+    if (row) {
+      cells.forEach((cell, i) => row.replaceChild(cell, row.children[i]));
+    } else {
+      row = h('tr', { dataset: { task: t.id } }, cells,
+        td('', h('button', { type: 'button', class: 'secondary', text: 'Show', 'aria-label': 'Show task ' + t.id, onclick: () => showTask(state.history.get(t.id)) })));
+    }
+    row.classList.toggle('selected', !!state.task && state.task.id === t.id);
+    if (row !== next) body.insertBefore(row, next);
+    next = row.nextElementSibling;
   }
+  while (next) { const gone = next; next = next.nextElementSibling; gone.remove(); }
 }
 
 // ---- routing ----
