@@ -122,13 +122,19 @@ async fn wait_js(c: &Client, what: &str, condition: &str) {
     }
 }
 
+/// The rendered text of the element `css`, found and read in one step: live pages redraw
+/// between two WebDriver calls.
 async fn text_of(c: &Client, css: &str) -> String {
-    c.find(Locator::Css(css))
+    let text = c
+        .execute(
+            "const e = document.querySelector(arguments[0]); return e && e.innerText;",
+            vec![Value::from(css)],
+        )
         .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .text()
-        .await
-        .unwrap()
+        .unwrap();
+    text.as_str()
+        .unwrap_or_else(|| panic!("no element {css} on the page"))
+        .to_owned()
 }
 
 async fn value_of(c: &Client, css: &str) -> String {
@@ -331,6 +337,17 @@ fn an_admin_imports_an_image_from_the_browser() {
             "document.querySelector('#import-parse').textContent.includes('app:missing')",
         )
         .await;
+        // The tags reload when the import ends; the row of app:v1, unchanged, must stay
+        // the same element, or a digest the admin is selecting to copy would be lost.
+        c.execute(
+            "window.__appRow = document.querySelector('#tags tr[data-tag=\"app:v1\"]'); \
+             window.__tagLoads = 0; \
+             new MutationObserver(() => window.__tagLoads++) \
+               .observe(document.querySelector('#repos-summary'), {childList: true});",
+            vec![],
+        )
+        .await
+        .unwrap();
         click(&c, "#import-form details summary").await;
         type_into(&c, "#import-username", "someone").await;
         type_into(&c, "#import-password", "s3cret-Pa55word").await;
@@ -348,6 +365,15 @@ fn an_admin_imports_an_image_from_the_browser() {
         let error = text_of(&c, "#task-error").await;
         assert!(error.contains("not_found"), "{error}");
         screenshot(&c, "07-import-error").await;
+        wait_js(&c, "the tags reloaded", "window.__tagLoads > 0").await;
+        let kept = c
+            .execute(
+                "return document.querySelector('#tags tr[data-tag=\"app:v1\"]') === window.__appRow;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(kept, true, "an unchanged tag row is kept across a reload");
 
         // The history filters by state.
         c.find(Locator::Css("#history-state"))

@@ -320,27 +320,51 @@ async function loadTags() {
   const body = $('#tags tbody');
   if (!body) return;
   const r = await api('GET', '/ui/data/projects/' + encodeURIComponent(state.project) + '/tags');
-  body.replaceChildren();
   if (r.status !== 200) {
-    body.append(h('tr', {}, h('td', { colspan: 7, class: 'error', text: errorText(r) })));
+    body.replaceChildren(h('tr', {}, h('td', { colspan: 7, class: 'error', text: errorText(r) })));
     return;
   }
   $('#repos-summary').textContent = r.data.repositories.length + ' repositories, ' + r.data.tags.length + ' tags';
-  if (!r.data.tags.length) body.append(h('tr', {}, h('td', { colspan: 7, text: 'No tags yet: import an image or push one.' })));
-  for (const t of r.data.tags) {
-    const repo = t.repository.slice(state.project.length + 1);
-    const origin = t.origin === 'import'
-      ? h('span', {}, 'imported from ', h('span', { class: 'mono', text: t.imported_from }))
-      : 'pushed';
-    body.append(h('tr', { dataset: { tag: repo + ':' + t.tag } },
-      td('Repository', h('span', { class: 'mono', text: repo })),
-      td('Tag', h('span', { class: 'mono tag-name', text: t.tag })),
-      td('Digest', h('span', { class: 'mono', title: t.digest, text: shortDigest(t.digest) })),
-      td('Size', bytes(t.size)),
-      td('Platforms', t.platforms.length ? t.platforms.join(', ') : '–'),
-      td('Updated', when(t.updated_at)),
-      td('Origin', origin)));
+  if (!r.data.tags.length) { body.replaceChildren(h('tr', {}, h('td', { colspan: 7, text: 'No tags yet: import an image or push one.' }))); return; }
+  // A row is redrawn only when its tag changed, so that a digest being selected for
+  // copying survives the reload that follows each finished import.
+  syncRows(body, r.data.tags, (t) => t.repository.slice(state.project.length + 1) + ':' + t.tag,
+    (t, row) => {
+      const data = JSON.stringify(t);
+      if (row.dataset.data === data) return;
+      row.dataset.data = data;
+      row.dataset.tag = row.dataset.key;
+      const origin = t.origin === 'import'
+        ? h('span', {}, 'imported from ', h('span', { class: 'mono', text: t.imported_from }))
+        : 'pushed';
+      row.replaceChildren(
+        td('Repository', h('span', { class: 'mono', text: t.repository.slice(state.project.length + 1) })),
+        td('Tag', h('span', { class: 'mono tag-name', text: t.tag })),
+        td('Digest', h('span', { class: 'mono', title: t.digest, text: shortDigest(t.digest) })),
+        td('Size', bytes(t.size)),
+        td('Platforms', t.platforms.length ? t.platforms.join(', ') : '–'),
+        td('Updated', when(t.updated_at)),
+        td('Origin', origin));
+    });
+}
+
+// Brings a table body's rows in line with `items`, in order. Each row is keyed by
+// `key(item)` and kept, the same element, for as long as its key is listed: the tables
+// reload while the admin works on them, and a row replaced between the press and the
+// release of the mouse swallows the click, as it drops a text selection. `draw(item, row)`
+// fills a row, new or kept.
+function syncRows(body, items, key, draw) {
+  const kept = new Map([...body.children].filter((row) => row.dataset.key).map((row) => [row.dataset.key, row]));
+  let next = body.firstElementChild;
+  for (const item of items) {
+    const k = key(item);
+    let row = kept.get(k);
+    if (!row) row = h('tr', { dataset: { key: k } });
+    draw(item, row);
+    if (row !== next) body.insertBefore(row, next);
+    next = row.nextElementSibling;
   }
+  while (next) { const gone = next; next = next.nextElementSibling; gone.remove(); }
 }
 
 function importForm(project) {
@@ -630,14 +654,12 @@ async function loadHistory() {
   renderHistoryRows(body, r.data.tasks);
 }
 
-// Updates the history's rows in place, keyed by task: the refresh runs every two seconds
-// while imports are under way, and a Show button that was replaced between the press and
-// the release of the mouse would swallow the click.
+// The history's rows are kept by task (see syncRows): the refresh runs every two seconds
+// while imports are under way, under the admin's mouse. The Show button is made once per
+// row; the other cells are redrawn on each refresh.
 function renderHistoryRows(body, tasks) {
-  const rows = new Map([...body.querySelectorAll('tr[data-task]')].map((row) => [row.dataset.task, row]));
   state.history = new Map(tasks.map((t) => [t.id, t]));
-  let next = body.firstElementChild;
-  for (const t of tasks) {
+  syncRows(body, tasks, (t) => t.id, (t, row) => {
     const pct = t.state === 'succeeded' ? 100 : t.bytes_total ? Math.floor((t.bytes_done / t.bytes_total) * 100) : 0;
     const cells = [
       td('Started', when(t.created_at)),
@@ -647,18 +669,14 @@ function renderHistoryRows(body, tasks) {
       td('Progress', pct + '%'),
       td('By', t.created_by),
     ];
-    let row = rows.get(t.id);
-    if (row) {
-      cells.forEach((cell, i) => row.replaceChild(cell, row.children[i]));
+    if (!row.children.length) {
+      row.dataset.task = t.id;
+      row.append(...cells, td('', h('button', { type: 'button', class: 'secondary', text: 'Show', 'aria-label': 'Show task ' + t.id, onclick: () => showTask(state.history.get(t.id)) })));
     } else {
-      row = h('tr', { dataset: { task: t.id } }, cells,
-        td('', h('button', { type: 'button', class: 'secondary', text: 'Show', 'aria-label': 'Show task ' + t.id, onclick: () => showTask(state.history.get(t.id)) })));
+      cells.forEach((cell, i) => row.replaceChild(cell, row.children[i]));
     }
     row.classList.toggle('selected', !!state.task && state.task.id === t.id);
-    if (row !== next) body.insertBefore(row, next);
-    next = row.nextElementSibling;
-  }
-  while (next) { const gone = next; next = next.nextElementSibling; gone.remove(); }
+  });
 }
 
 // ---- routing ----
