@@ -98,17 +98,20 @@ async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
         .expect("a Chromium session through chromedriver")
 }
 
+/// Whether the JavaScript expression `condition` is true on the page now; a script error
+/// counts as false.
+async fn holds(c: &Client, condition: &str) -> bool {
+    c.execute(&format!("return !!({condition});"), vec![])
+        .await
+        .is_ok_and(|v| v == Value::Bool(true))
+}
+
 /// Polls a JavaScript condition until it returns true, failing after `DEADLINE` with
 /// `what` and the page's main text.
 async fn wait_js(c: &Client, what: &str, condition: &str) {
     let end = Instant::now() + DEADLINE;
     loop {
-        let ok = c
-            .execute(&format!("return !!({condition});"), vec![])
-            .await
-            .map(|v| v == Value::Bool(true))
-            .unwrap_or(false);
-        if ok {
+        if holds(c, condition).await {
             return;
         }
         if Instant::now() > end {
@@ -366,14 +369,14 @@ fn an_admin_imports_an_image_from_the_browser() {
         assert!(error.contains("not_found"), "{error}");
         screenshot(&c, "07-import-error").await;
         wait_js(&c, "the tags reloaded", "window.__tagLoads > 0").await;
-        let kept = c
-            .execute(
-                "return document.querySelector('#tags tr[data-tag=\"app:v1\"]') === window.__appRow;",
-                vec![],
+        assert!(
+            holds(
+                &c,
+                "document.querySelector('#tags tr[data-tag=\"app:v1\"]') === window.__appRow"
             )
-            .await
-            .unwrap();
-        assert_eq!(kept, true, "an unchanged tag row is kept across a reload");
+            .await,
+            "an unchanged tag row is kept across a reload"
+        );
 
         // The history filters by state.
         c.find(Locator::Css("#history-state"))
@@ -399,14 +402,14 @@ fn an_admin_imports_an_image_from_the_browser() {
             "document.querySelector('#tags tr[data-tag=\"app:v1\"]')",
         )
         .await;
-        let overflow = c
-            .execute(
-                "return document.documentElement.scrollWidth <= window.innerWidth + 1;",
-                vec![],
+        assert!(
+            holds(
+                &c,
+                "document.documentElement.scrollWidth <= window.innerWidth + 1"
             )
-            .await
-            .unwrap();
-        assert_eq!(overflow, true, "no sideways scrolling at phone width");
+            .await,
+            "no sideways scrolling at phone width"
+        );
         c.execute("window.scrollTo(0, 0);", vec![]).await.unwrap();
         screenshot(&c, "08-phone").await;
 

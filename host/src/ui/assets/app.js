@@ -243,14 +243,12 @@ async function loadProjects() {
   const body = $('#projects tbody');
   if (!body) return;
   const r = await api('GET', '/api/v1/projects');
-  body.replaceChildren();
   if (r.status !== 200) {
-    body.append(h('tr', {}, h('td', { colspan: 4, class: 'error', text: errorText(r) })));
+    noteRow(body, errorText(r), 'error');
     return;
   }
-  if (!r.data.length) {
-    body.append(h('tr', {}, h('td', { colspan: 4, text: 'No projects yet.' })));
-  }
+  body.replaceChildren();
+  if (!r.data.length) noteRow(body, 'No projects yet.');
   const admin = state.user && state.user.admin;
   for (const p of r.data) {
     const visibility = admin
@@ -321,14 +319,15 @@ async function loadTags() {
   if (!body) return;
   const r = await api('GET', '/ui/data/projects/' + encodeURIComponent(state.project) + '/tags');
   if (r.status !== 200) {
-    body.replaceChildren(h('tr', {}, h('td', { colspan: 7, class: 'error', text: errorText(r) })));
+    noteRow(body, errorText(r), 'error');
     return;
   }
   $('#repos-summary').textContent = r.data.repositories.length + ' repositories, ' + r.data.tags.length + ' tags';
-  if (!r.data.tags.length) { body.replaceChildren(h('tr', {}, h('td', { colspan: 7, text: 'No tags yet: import an image or push one.' }))); return; }
+  if (!r.data.tags.length) { noteRow(body, 'No tags yet: import an image or push one.'); return; }
   // A row is redrawn only when its tag changed, so that a digest being selected for
   // copying survives the reload that follows each finished import.
-  syncRows(body, r.data.tags, (t) => t.repository.slice(state.project.length + 1) + ':' + t.tag,
+  const repo = (t) => t.repository.slice(state.project.length + 1);
+  syncRows(body, r.data.tags, (t) => repo(t) + ':' + t.tag,
     (t, row) => {
       const data = JSON.stringify(t);
       if (row.dataset.data === data) return;
@@ -338,7 +337,7 @@ async function loadTags() {
         ? h('span', {}, 'imported from ', h('span', { class: 'mono', text: t.imported_from }))
         : 'pushed';
       row.replaceChildren(
-        td('Repository', h('span', { class: 'mono', text: t.repository.slice(state.project.length + 1) })),
+        td('Repository', h('span', { class: 'mono', text: repo(t) })),
         td('Tag', h('span', { class: 'mono tag-name', text: t.tag })),
         td('Digest', h('span', { class: 'mono', title: t.digest, text: shortDigest(t.digest) })),
         td('Size', bytes(t.size)),
@@ -346,6 +345,12 @@ async function loadTags() {
         td('Updated', when(t.updated_at)),
         td('Origin', origin));
     });
+}
+
+// Replaces a table body's rows with one line of text across all of the table's columns.
+function noteRow(body, text, cls) {
+  const columns = body.closest('table').querySelectorAll('thead th').length;
+  body.replaceChildren(h('tr', {}, h('td', { colspan: columns, class: cls, text })));
 }
 
 // Brings a table body's rows in line with `items`, in order. Each row is keyed by
@@ -645,12 +650,12 @@ async function loadHistory() {
   const filter = $('#history-state').value;
   const r = await api('GET', '/api/v1/projects/' + encodeURIComponent(project) + '/tasks?limit=100' + (filter ? '&state=' + filter : ''));
   if (project !== state.project) return;
-  if (r.status !== 200) { body.replaceChildren(h('tr', {}, h('td', { colspan: 7, class: 'error', text: errorText(r) }))); return; }
+  if (r.status !== 200) { noteRow(body, errorText(r), 'error'); return; }
   const active = r.data.tasks.filter((t) => t.state === 'queued' || t.state === 'running').map((t) => t.id);
   if (state.active.some((id) => !active.includes(id))) loadTags();
   state.active = active;
   if (active.length) state.historyTimer = setTimeout(loadHistory, HISTORY_REFRESH_MS);
-  if (!r.data.tasks.length) { body.replaceChildren(h('tr', {}, h('td', { colspan: 7, text: 'No imports' + (filter ? ' in this state.' : ' yet.') }))); return; }
+  if (!r.data.tasks.length) { noteRow(body, 'No imports' + (filter ? ' in this state.' : ' yet.')); return; }
   renderHistoryRows(body, r.data.tasks);
 }
 
