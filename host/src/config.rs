@@ -3,6 +3,8 @@
 //! a working registry on 127.0.0.1:5000 with its data in `./hoist-data`.
 
 use anyhow::{Context, Result};
+use hoist_imports::settings::{RegistrySettings, SourceSettings};
+use hoist_plugin::url::Url;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -173,6 +175,38 @@ impl Config {
                 .collect();
         }
         Ok(())
+    }
+
+    /// The source registries' settings, with their mirror URLs parsed and their CA files
+    /// read: the one shape the rest of the host uses.
+    pub fn registry_settings(&self) -> Result<RegistrySettings> {
+        let mut settings = RegistrySettings::default();
+        for (name, r) in &self.registries {
+            let mirrors = r
+                .mirrors
+                .iter()
+                .map(|m| {
+                    Url::parse(m.trim_end_matches('/')).map_err(|e| {
+                        anyhow::anyhow!("registries.\"{name}\".mirrors: {m:?} is not a URL: {e}")
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let ca_pem = match &r.ca_file {
+                Some(path) => Some(std::fs::read(path).with_context(|| {
+                    format!("reading the CA file of {name}: {}", path.display())
+                })?),
+                None => None,
+            };
+            settings.insert(
+                name.clone(),
+                SourceSettings {
+                    mirrors,
+                    insecure: r.insecure,
+                    ca_pem,
+                },
+            );
+        }
+        Ok(settings)
     }
 
     /// The host part of this registry's references.

@@ -1,16 +1,10 @@
-//! Hoist's registry host. It embeds the plugin component with wasmtime and serves the API.
+//! Hoist's registry host: configuration, wiring, authentication (tokens, sessions,
+//! robots), the JSON API and the web UI, around the registry (`hoist-registry`) and the
+//! imports (`hoist-imports`). The binary (`main.rs`) only parses its command line.
 
-pub mod api;
-pub mod auth;
+mod api;
+mod auth;
 pub mod config;
-pub mod gc;
-pub mod metadata;
-pub mod metrics;
-pub mod outbound;
-pub mod plugin;
-pub mod registry;
-pub mod secrets;
 pub mod server;
-pub mod storage;
-pub mod tasks;
-pub mod ui;
+mod store;
+mod ui;

@@ -2,8 +2,8 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use hoist_host::auth::admin::Source;
 use hoist_host::config::Config;
+use hoist_host::server::AdminPasswordSource as Source;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -102,7 +102,7 @@ async fn main() -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let resumed = host.runner.recover()?;
+    let resumed = host.runner.recover().await?;
     if resumed > 0 {
         tracing::info!(resumed, "imports from the last run continue");
     }
@@ -132,22 +132,22 @@ async fn gc(
 ) -> Result<()> {
     let data = &config.data_dir;
     anyhow::ensure!(
-        hoist_host::registry::database_path(data).exists(),
+        hoist_registry::database_path(data).exists(),
         "{} holds no Hoist data (no hoist.db); pass the host's --data-dir",
         data.display()
     );
-    let options = hoist_host::gc::GcOptions {
+    let options = hoist_registry::GcOptions {
         grace,
         upload_max_age,
     };
-    let registry = hoist_host::registry::Registry::open(
+    let registry = hoist_registry::Registry::open(
         data,
-        hoist_host::registry::RegistryOptions {
+        hoist_registry::RegistryOptions {
             gc: options.clone(),
             ..Default::default()
         },
     )?;
-    let report = hoist_host::gc::collect(&registry, &options).await?;
+    let report = hoist_registry::collect_garbage(&registry, &options).await?;
     if json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

@@ -2,35 +2,32 @@
 //! plugin, the task runner and the HTTP routes.
 
 use crate::api::{self, AppState};
-use crate::auth::admin::{self, AdminPassword, Source};
+use crate::auth::admin::{self, AdminPassword};
 use crate::auth::jwt::TokenKeys;
 use crate::auth::registry_access::{self, RegistryAccess};
 use crate::config::Config;
-use crate::metadata::Metadata;
-use crate::metrics::Metrics;
-use crate::outbound::client::Clients;
-use crate::outbound::egress::{Cidr, EgressPolicy};
-use crate::outbound::shared_blobs::BlobIndex;
-use crate::outbound::{HostCredential, Secret};
-use crate::plugin::PluginRuntime;
-use crate::registry::{Registry, RegistryOptions};
-use crate::secrets::SecretBox;
-use crate::storage::FsStorage;
-use crate::tasks::{
-    ExternalTarget, OwnRegistry, RegistrySettings, RunnerConfig, TaskRunner, TaskStore,
-};
+use crate::store::HostStore;
 use anyhow::{Context, Result, anyhow, bail};
 use axum::response::IntoResponse as _;
+use hoist_imports::PluginRuntime;
+use hoist_imports::boundary::client::Clients;
+use hoist_imports::boundary::credentials::{HostCredential, Secret};
+use hoist_imports::egress::{Cidr, EgressPolicy};
+use hoist_imports::sealed::SecretBox;
+use hoist_imports::settings::RegistrySettings;
+use hoist_imports::tasks::{ExternalTarget, OwnRegistry, RunnerConfig, TaskRunner};
 use hoist_plugin::url::Url;
-use std::collections::HashMap;
+use hoist_registry::{FsStorage, Metadata, Metrics, Registry, RegistryOptions};
 use std::sync::Arc;
 use std::time::Duration;
+
+pub use crate::auth::admin::Source as AdminPasswordSource;
 
 pub struct Host {
     pub router: axum::Router,
     pub runner: TaskRunner,
     /// Where the admin password came from, for the start-up message.
-    pub admin_source: Source,
+    pub admin_source: AdminPasswordSource,
     pub admin: AdminPassword,
 }
 
@@ -51,17 +48,18 @@ pub fn build(config: &Config, password: Option<String>) -> Result<Host> {
         .context("loading the token signing key")?;
     let secrets = SecretBox::load_or_create(&data.join("secrets.key"))
         .context("loading the key that seals import credentials")?;
-    let metadata = Arc::new(Metadata::open(&crate::registry::database_path(data))?);
+    let metadata = Arc::new(Metadata::open(&hoist_registry::database_path(data))?);
+    let store = HostStore::new(metadata.clone());
     let storage = FsStorage::open(data)
         .with_context(|| format!("opening the blob store in {}", data.display()))?;
     let access = RegistryAccess {
         admin: admin.clone(),
         keys: keys.clone(),
-        metadata: metadata.clone(),
+        store: store.clone(),
     };
     let registry = Registry::new(
         Arc::new(storage),
-        metadata.clone(),
+        metadata,
         RegistryOptions {
             auto_create_projects: config.registry.auto_create_projects,
             gc: Default::default(),
@@ -69,26 +67,31 @@ pub fn build(config: &Config, password: Option<String>) -> Result<Host> {
         Metrics::new(),
     )
     .with_authorizer(Arc::new(access.clone()));
-    let target = external_target(config)?;
-    let plugin = PluginRuntime::load(config.imports.plugin.as_deref(), &data.join("cache"))?
-        .with_network(clients(config, target.as_ref())?);
+    let metrics = registry.metrics().clone();
 
-    let mut registries = RegistrySettings::default();
-    for (name, r) in &config.registries {
-        if !r.mirrors.is_empty() {
-            registries.mirrors.insert(name.clone(), r.mirrors.clone());
-        }
-        if r.insecure {
-            registries.insecure.insert(name.clone());
-        }
-    }
+    let registries = config.registry_settings()?;
+    let target = external_target(config)?;
+    let plugin = PluginRuntime::load(
+        config.imports.plugin.as_deref(),
+        &data.join("cache"),
+        clients(config, &registries, target.as_ref())?,
+    )?;
     // Task targets, and the pull commands shown for them, name the registry that holds
     // the images.
     let import_authority = target
         .as_ref()
         .map_or_else(|| config.external_host(), |t| t.authority.clone());
+    // Imports reach the registry's routes in process; they need nothing else of the host.
+    let own = OwnRegistry {
+        authority: config.external_host(),
+        router: hoist_registry::with_layers(
+            hoist_registry::router(registry.clone()),
+            metrics.clone(),
+        ),
+        blobs: Arc::new(store.clone()),
+    };
     let runner = TaskRunner::new(
-        metadata.clone() as Arc<dyn TaskStore>,
+        Arc::new(store.clone()),
         plugin.clone(),
         secrets,
         RunnerConfig {
@@ -97,12 +100,11 @@ pub fn build(config: &Config, password: Option<String>) -> Result<Host> {
             registries,
             target,
         },
+        Some(own),
     );
-    let external_host = config.external_host();
-    let blob_index: Arc<dyn BlobIndex> = metadata.clone();
     let api = api::router(AppState {
         plugin,
-        metadata,
+        store,
         runner: runner.clone(),
         admin: admin.clone(),
         keys,
@@ -115,13 +117,21 @@ pub fn build(config: &Config, password: Option<String>) -> Result<Host> {
     // Metrics are for scrapers on the admin's network; garbage collection is for the
     // admin alone.
     let operations =
-        crate::registry::admin_router(registry.clone()).route_layer(axum::middleware::from_fn(
+        hoist_registry::admin_router(registry.clone()).route_layer(axum::middleware::from_fn(
             move |req: axum::extract::Request, next: axum::middleware::Next| {
                 let access = access.clone();
                 async move {
-                    let allowed = req.uri().path() == "/metrics"
-                        || access.caller(req.headers()).is_some_and(|c| c.is_admin());
-                    if allowed {
+                    let admin = if req.uri().path() == "/metrics" {
+                        true
+                    } else {
+                        let headers = req.headers().clone();
+                        tokio::task::spawn_blocking(move || {
+                            access.caller(&headers).is_some_and(|c| c.is_admin())
+                        })
+                        .await
+                        .unwrap_or(false)
+                    };
+                    if admin {
                         next.run(req).await
                     } else {
                         crate::api::ApiError::new(
@@ -134,17 +144,13 @@ pub fn build(config: &Config, password: Option<String>) -> Result<Host> {
                 }
             },
         ));
-    let router = crate::registry::with_layers(
+    let router = hoist_registry::with_layers(
         api.merge(token)
-            .merge(crate::registry::router(registry.clone()))
+            .merge(hoist_registry::router(registry.clone()))
+            .merge(hoist_registry::readiness_router(registry))
             .merge(operations),
-        registry.metrics().clone(),
+        metrics,
     );
-    runner.set_own_registry(OwnRegistry {
-        authority: external_host,
-        router: router.clone(),
-        blobs: blob_index,
-    });
     Ok(Host {
         router,
         runner,
@@ -198,21 +204,18 @@ fn external_target(config: &Config) -> Result<Option<ExternalTarget>> {
 
 /// The pooled client with the configured egress policy and extra CAs; `target`, the
 /// external target, is trusted by name.
-fn clients(config: &Config, target: Option<&ExternalTarget>) -> Result<Clients> {
+fn clients(
+    config: &Config,
+    registries: &RegistrySettings,
+    target: Option<&ExternalTarget>,
+) -> Result<Clients> {
     let allowed = config
         .egress
         .allowed_networks
         .iter()
         .map(|n| Cidr::parse(n).map_err(|e| anyhow!("egress.allowed_networks: {e}")))
         .collect::<Result<Vec<_>>>()?;
-    let mut cas = HashMap::new();
-    for (name, r) in &config.registries {
-        if let Some(path) = &r.ca_file {
-            let pem = std::fs::read(path)
-                .with_context(|| format!("reading the CA file of {name}: {}", path.display()))?;
-            cas.insert(name.clone(), pem);
-        }
-    }
+    let mut cas = registries.extra_cas();
     let mut trusted_hosts = Vec::new();
     if let Some(target) = target {
         let authority: axum::http::uri::Authority = target

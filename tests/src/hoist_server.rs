@@ -66,7 +66,7 @@ impl HoistServer {
                 let host = hoist_host::server::build(&config, Some(ADMIN_PASSWORD.into()))
                     .expect("the host starts");
                 let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
-                host.runner.recover().unwrap();
+                host.runner.recover().await.unwrap();
                 ready.send(()).unwrap();
                 // Stopping drops the runtime mid-flight, as a crash would: no import gets
                 // to finish or to record anything more.

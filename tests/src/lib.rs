@@ -12,11 +12,10 @@ pub mod registry;
 pub mod skopeo;
 pub mod token_server;
 
-use hoist_host::outbound::client::Clients;
-use hoist_host::outbound::egress::{Cidr, EgressPolicy};
-use hoist_host::plugin::{
-    Credential, ImportRequest, Options, PluginRuntime, RegistryEndpoints, Status,
-};
+use hoist_imports::PluginRuntime;
+use hoist_imports::boundary::client::Clients;
+use hoist_imports::contract::{Credential, ImportRequest, Options, RegistryEndpoints, Status};
+use hoist_imports::egress::{Cidr, EgressPolicy};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -111,9 +110,8 @@ pub fn serve_on(ip: &str, app: axum::Router) -> u16 {
 pub fn plugin() -> &'static PluginRuntime {
     static PLUGIN: OnceLock<PluginRuntime> = OnceLock::new();
     PLUGIN.get_or_init(|| {
-        PluginRuntime::from_file(std::path::Path::new(PLUGIN_WASM))
-            .expect("the plugin loads")
-            .with_network(loopback_clients())
+        let bytes = std::fs::read(PLUGIN_WASM).expect("the plugin was built");
+        PluginRuntime::new(&bytes, loopback_clients()).expect("the plugin loads")
     })
 }
 

@@ -1,7 +1,7 @@
 //! The plugin copies images between real registries, through the compiled component under
 //! wasmtime, and skopeo checks the result.
 
-use hoist_host::plugin::{
+use hoist_imports::contract::{
     BlobState, ImportRequest, Phase, Platform, PluginError, Status, Timeouts,
 };
 use hoist_tests::fake_registry::{self, FakeRegistry, Fault};

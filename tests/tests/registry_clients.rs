@@ -3,11 +3,11 @@
 //! byte, so digests are kept; the Python `oras` client pushes chunked artifacts, a
 //! referrer with a subject, and pulls them back.
 //!
-//! The first tests serve the registry alone (`hoist_host::registry::service`, the same
+//! The first tests serve the registry alone (`hoist_registry::service`, the same
 //! router the host serves, authentication off); the others run the whole host with its
 //! token authentication, a private project, and credentials on every side.
 
-use hoist_host::registry::{Registry, RegistryOptions};
+use hoist_registry::{Registry, RegistryOptions};
 use hoist_tests::hoist_server::{ADMIN_PASSWORD, HoistServer, test_config};
 use hoist_tests::images::{Format, Pushed, Pusher, sha256};
 use hoist_tests::registry::{Auth, Registry as Distribution};
@@ -28,7 +28,7 @@ impl Hoist {
         let dir = tempfile::tempdir().unwrap();
         let registry = Registry::open(dir.path(), RegistryOptions::default()).unwrap();
         registry.metadata().create_project("team", false).unwrap();
-        let port = serve(hoist_host::registry::service(registry.clone()));
+        let port = serve(hoist_registry::service(registry.clone()));
         let url = format!("http://127.0.0.1:{port}/v2/");
         wait_until(
             Duration::from_secs(10),

@@ -2,17 +2,19 @@
 //! they belong, and an egress policy that keeps imports off addresses the admin did not
 //! allow.
 
-use hoist_host::outbound::client::Clients;
-use hoist_host::outbound::egress::{Cidr, EgressPolicy};
-use hoist_host::outbound::{HostCredential, Secret, endpoints_of};
-use hoist_host::plugin::{ImportAccess, Phase, PluginError, PluginRuntime, Status};
+use hoist_imports::boundary::client::Clients;
+use hoist_imports::boundary::credentials::{HostCredential, Secret};
+use hoist_imports::contract::{Phase, PluginError, Status};
+use hoist_imports::egress::{Cidr, EgressPolicy};
+use hoist_imports::settings::{RegistrySettings, SourceSettings};
+use hoist_imports::{ImportAccess, PluginRuntime};
 use hoist_tests::fake_registry::{self, FakeRegistry, Fault};
 use hoist_tests::guest_memory::RecordingMemories;
 use hoist_tests::images::{Format, Pusher};
 use hoist_tests::registry::{Auth, Registry};
 use hoist_tests::token_server::{ISSUER, SERVICE, TokenField, TokenServer};
 use hoist_tests::{PLUGIN_WASM, loopback_clients, request, skopeo};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 const LAYERS: &[usize] = &[200_000, 600_000];
@@ -29,19 +31,22 @@ fn block_on<T>(f: impl Future<Output = T>) -> T {
 fn recording_runtime(clients: Clients) -> (PluginRuntime, RecordingMemories) {
     let memories = RecordingMemories::default();
     let bytes = std::fs::read(PLUGIN_WASM).unwrap();
-    let runtime = PluginRuntime::from_bytes_with_config(&bytes, |c| memories.install(c))
-        .unwrap()
-        .with_network(clients);
+    let runtime =
+        PluginRuntime::with_engine_config(&bytes, clients, |c| memories.install(c)).unwrap();
     (runtime, memories)
 }
 
 fn credential(registry: &str, user: &str, password: &str) -> HostCredential {
     HostCredential {
-        endpoints: endpoints_of(
-            registry,
-            &HashMap::new(),
-            &HashSet::from([registry.to_owned()]),
-        ),
+        endpoints: {
+            let mut settings = RegistrySettings::default();
+            let insecure = SourceSettings {
+                insecure: true,
+                ..Default::default()
+            };
+            settings.insert(registry, insecure);
+            settings.endpoints(registry)
+        },
         username: user.into(),
         password: Secret::new(password),
     }
@@ -56,7 +61,7 @@ fn import(
 ) -> Status {
     let access = ImportAccess {
         credentials,
-        internal: None,
+        own_registry: None,
     };
     block_on(runtime.import_with(&request(source, target, insecure), access, |_| true))
         .expect("the plugin runs")

@@ -5,6 +5,7 @@
 
 use super::{ApiError, AppState};
 use crate::auth::admin::ADMIN_USER;
+use crate::auth::session::{SessionCheck, session_caller};
 use crate::auth::{Caller, Presented, presented};
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
@@ -27,31 +28,33 @@ impl FromRequestParts<AppState> for ApiCaller {
                 "the credentials were not accepted; sign in as the admin, or use a token",
             )
         };
-        match presented(header) {
+        let presented = presented(header);
+        let (method, headers) = (parts.method.clone(), parts.headers.clone());
+        let (admin, keys, store) = (state.admin.clone(), state.keys.clone(), state.store.clone());
+        // A robot's secret and a session's account are looked up in the database.
+        let found = tokio::task::spawn_blocking(move || match presented {
             // Without credentials, the web UI's session cookie may stand for them.
-            Presented::None => match crate::ui::session_caller(
-                &parts.method,
-                &parts.headers,
-                &state.keys,
-                &state.metadata,
-            ) {
-                crate::ui::SessionCheck::None => Ok(ApiCaller(Caller::Anonymous)),
-                crate::ui::SessionCheck::Caller(c) => Ok(ApiCaller(c)),
-                crate::ui::SessionCheck::Refused(m) => {
-                    Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m))
-                }
+            Presented::None => match session_caller(&method, &headers, &keys, &store) {
+                SessionCheck::None => Ok(Caller::Anonymous),
+                SessionCheck::Caller(c) => Ok(c),
+                SessionCheck::Refused(m) => Err(Some(m)),
             },
             Presented::Basic { user, password } => {
-                crate::auth::basic_caller(&user, &password, &state.admin, &state.metadata)
-                    .map(ApiCaller)
-                    .ok_or_else(refused)
+                crate::auth::basic_caller(&user, &password, &admin, &store).ok_or(None)
             }
-            Presented::Bearer(token) => match state.keys.verify(&token) {
-                Ok(claims) if claims.sub == ADMIN_USER => Ok(ApiCaller(Caller::Admin)),
-                Ok(claims) => Ok(ApiCaller(Caller::Token(claims))),
-                Err(_) => Err(refused()),
+            Presented::Bearer(token) => match keys.verify(&token) {
+                Ok(claims) if claims.sub == ADMIN_USER => Ok(Caller::Admin),
+                Ok(claims) => Ok(Caller::Token(claims)),
+                Err(_) => Err(None),
             },
-            Presented::Malformed => Err(refused()),
+            Presented::Malformed => Err(None),
+        })
+        .await
+        .map_err(ApiError::internal)?;
+        match found {
+            Ok(caller) => Ok(ApiCaller(caller)),
+            Err(Some(why)) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why)),
+            Err(None) => Err(refused()),
         }
     }
 }

@@ -3,15 +3,16 @@
 
 use super::projects::visible;
 use super::{ApiCaller, ApiError, AppState, JsonBody};
-use crate::auth::scope::Action;
-use crate::plugin::PluginError;
-use crate::tasks::model::{Task, TaskState, platforms_of};
-use crate::tasks::{SourceAuth, Submitted, new_id, now};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use hoist_common::clock::now_rfc3339;
+use hoist_imports::contract::{PluginError, error_parts};
+use hoist_imports::tasks::model::{Task, TaskState, platforms_of};
+use hoist_imports::tasks::{SourceAuth, Submitted};
+use hoist_registry::Action;
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 
@@ -61,7 +62,7 @@ async fn prepare(
     project: &str,
     body: &ImportBody,
 ) -> Result<Task, ApiError> {
-    let found = visible(state, caller, project)?;
+    let found = visible(state, caller, project).await?;
     caller.require(
         caller
             .0
@@ -108,7 +109,7 @@ async fn prepare(
         }
     };
     Ok(Task {
-        id: new_id(),
+        id: hoist_common::random::id(),
         project: project.to_owned(),
         source: source.to_owned(),
         source_canonical: parsed.canonical,
@@ -127,7 +128,7 @@ async fn prepare(
         warnings: Vec::new(),
         authenticated: body.auth.is_some(),
         created_by: caller.0.name(),
-        created_at: now(),
+        created_at: now_rfc3339(),
         started_at: None,
         finished_at: None,
         attempts: 0,
@@ -137,7 +138,7 @@ async fn prepare(
 /// A plugin's refusal of an input, as a 400 naming the field. Target-naming errors
 /// start with the field they are about (`target_tag: …`).
 fn plugin_field_error(e: &PluginError, default_field: &str) -> ApiError {
-    let (code, message) = super::error_parts(e);
+    let (code, message) = error_parts(e);
     let field = ["source_url", "target_image", "target_tag", "project"]
         .into_iter()
         .find(|f| message.starts_with(&format!("{f}:")))
@@ -156,7 +157,7 @@ pub async fn import(
     JsonBody(body): JsonBody<ImportBody>,
 ) -> Result<Response, ApiError> {
     let task = prepare(&state, &caller, &project, &body).await?;
-    let submitted = state.runner.submit(task, body.auth)?;
+    let submitted = state.runner.submit(task, body.auth).await?;
     let accepted = accepted(submitted);
     tracing::info!(
         task = %accepted.task_id,
@@ -212,12 +213,12 @@ pub async fn batch(
             "images is empty; list at least one {\"source_url\": …}",
         ));
     }
-    visible(&state, &caller, &project)?;
+    visible(&state, &caller, &project).await?;
     let mut items = Vec::new();
     for (index, image) in body.images.into_iter().enumerate() {
         let source_url = image.source_url.clone();
         let outcome = match prepare(&state, &caller, &project, &image).await {
-            Ok(task) => match state.runner.submit(task, image.auth) {
+            Ok(task) => match state.runner.submit(task, image.auth).await {
                 Ok(s) => BatchOutcome::Accepted(Box::new(accepted(s))),
                 Err(e) => return Err(e.into()),
             },
@@ -262,7 +263,7 @@ pub async fn list(
     Path(project): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    visible(&state, &caller, &project)?;
+    visible(&state, &caller, &project).await?;
     let filter = match q.state.as_deref() {
         None | Some("") => None,
         Some(s) => Some(TaskState::parse(s).ok_or_else(|| {
@@ -282,11 +283,8 @@ pub async fn list(
     }
     let tasks: Vec<Task> = state
         .runner
-        .store()
-        .list(&project, filter, q.limit, q.offset)?
-        .into_iter()
-        .map(|t| state.runner.current(&t.id).ok().flatten().unwrap_or(t))
-        .collect();
+        .list(&project, filter, q.limit, q.offset)
+        .await?;
     let next = (tasks.len() as u32 == q.limit).then(|| {
         format!(
             "/api/v1/projects/{project}/tasks?limit={}&offset={}{}",
@@ -302,10 +300,12 @@ pub async fn list(
 }
 
 /// A task the caller may see.
-fn task_for(state: &AppState, caller: &ApiCaller, id: &str) -> Result<Task, ApiError> {
+async fn task_for(state: &AppState, caller: &ApiCaller, id: &str) -> Result<Task, ApiError> {
     let missing = || ApiError::not_found(format!("there is no task {id}"));
-    let task = state.runner.current(id)?.ok_or_else(missing)?;
-    visible(state, caller, &task.project).map_err(|_| missing())?;
+    let task = state.runner.current(id).await?.ok_or_else(missing)?;
+    visible(state, caller, &task.project)
+        .await
+        .map_err(|_| missing())?;
     Ok(task)
 }
 
@@ -314,18 +314,20 @@ pub async fn get_task(
     caller: ApiCaller,
     Path(id): Path<String>,
 ) -> Result<Json<Task>, ApiError> {
-    Ok(Json(task_for(&state, &caller, &id)?))
+    Ok(Json(task_for(&state, &caller, &id).await?))
 }
 
-fn require_push(
+async fn require_push(
     state: &AppState,
     caller: &ApiCaller,
     task: &Task,
     what: &str,
 ) -> Result<(), ApiError> {
+    let project = task.project.clone();
     let public = state
-        .metadata
-        .project(&task.project)?
+        .store
+        .run(move |s| s.db.project(&project))
+        .await?
         .is_some_and(|p| p.public);
     caller.require(
         caller
@@ -340,8 +342,8 @@ pub async fn cancel(
     caller: ApiCaller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let task = task_for(&state, &caller, &id)?;
-    require_push(&state, &caller, &task, "cancel this import")?;
+    let task = task_for(&state, &caller, &id).await?;
+    require_push(&state, &caller, &task, "cancel this import").await?;
     if !state.runner.cancel(&id) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -352,7 +354,11 @@ pub async fn cancel(
             ),
         ));
     }
-    Ok((StatusCode::ACCEPTED, Json(task_for(&state, &caller, &id)?)).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(task_for(&state, &caller, &id).await?),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -379,8 +385,8 @@ pub async fn retry(
             )
         })?
     };
-    let task = task_for(&state, &caller, &id)?;
-    require_push(&state, &caller, &task, "retry this import")?;
+    let task = task_for(&state, &caller, &id).await?;
+    require_push(&state, &caller, &task, "retry this import").await?;
     if !matches!(task.state, TaskState::Failed | TaskState::Cancelled) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -391,7 +397,7 @@ pub async fn retry(
             ),
         ));
     }
-    let task = state.runner.retry(task, body.auth)?;
+    let task = state.runner.retry(task, body.auth).await?;
     Ok((StatusCode::ACCEPTED, Json(task)).into_response())
 }
 
@@ -402,7 +408,7 @@ pub async fn events(
     caller: ApiCaller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let task = task_for(&state, &caller, &id)?;
+    let task = task_for(&state, &caller, &id).await?;
     let receiver = state.runner.subscribe(&id);
     let stream = futures::stream::unfold(
         (Some(task), receiver, false),

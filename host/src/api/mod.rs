@@ -8,24 +8,26 @@ mod robots;
 
 use crate::auth::admin::AdminPassword;
 use crate::auth::jwt::TokenKeys;
-use crate::metadata::Metadata;
-use crate::plugin::{PluginError, PluginRuntime};
-use crate::tasks::TaskRunner;
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use crate::auth::session::CSRF_HEADER;
+use crate::store::HostStore;
+use axum::extract::{Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use hoist_imports::PluginRuntime;
+use hoist_imports::contract::{PluginError, error_parts};
+use hoist_imports::tasks::TaskRunner;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::sync::Arc;
 
 pub use caller::ApiCaller;
 
 #[derive(Clone)]
 pub struct AppState {
     pub plugin: PluginRuntime,
-    pub metadata: Arc<Metadata>,
+    pub store: HostStore,
     pub runner: TaskRunner,
     pub admin: AdminPassword,
     pub keys: TokenKeys,
@@ -66,12 +68,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tasks/{id}/cancel", post(imports::cancel))
         .route("/api/v1/tasks/{id}/retry", post(imports::retry))
         .route("/api/v1/tasks/{id}/events", get(imports::events))
-        .layer(axum::middleware::from_fn(crate::ui::strip_basic_challenge))
+        .layer(axum::middleware::from_fn(strip_basic_challenge))
         .with_state(state)
 }
-
-// `/readyz` is the registry's (crate::registry::router): it checks the database and
-// that the blob store takes writes.
 
 /// An API error: `{"error": {"code", "message", "field"?}}` with its status.
 pub struct ApiError {
@@ -201,18 +200,14 @@ pub fn error_response(status: StatusCode, e: &PluginError) -> Response {
         .into_response()
 }
 
-/// The machine-readable code and the human message of a plugin error.
-pub fn error_parts(e: &PluginError) -> (&'static str, &str) {
-    match e {
-        PluginError::InvalidReference(m) => ("invalid_reference", m),
-        PluginError::Unauthorized(m) => ("unauthorized", m),
-        PluginError::NotFound(m) => ("not_found", m),
-        PluginError::RateLimited(m) => ("rate_limited", m),
-        PluginError::DigestMismatch(m) => ("digest_mismatch", m),
-        PluginError::UnsupportedMediaType(m) => ("unsupported_media_type", m),
-        PluginError::Network(m) => ("network", m),
-        PluginError::RegistryError(m) => ("registry_error", m),
-        PluginError::DeniedByPolicy(m) => ("denied_by_policy", m),
-        PluginError::Cancelled(m) => ("cancelled", m),
+/// Leaves out the API's `WWW-Authenticate: Basic` on the UI script's requests: the page
+/// has its own sign-in form, and the challenge would make the browser open its
+/// password dialog over it.
+pub async fn strip_basic_challenge(request: Request, next: Next) -> Response {
+    let from_ui = request.headers().contains_key(CSRF_HEADER);
+    let mut response = next.run(request).await;
+    if from_ui {
+        response.headers_mut().remove(header::WWW_AUTHENTICATE);
     }
+    response
 }

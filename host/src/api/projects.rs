@@ -1,11 +1,11 @@
 //! Projects: create, list, get, change visibility, delete.
 
 use super::{ApiCaller, ApiError, AppState, JsonBody};
-use crate::metadata::Project;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use hoist_registry::{Action, Project, check_project};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -16,27 +16,10 @@ pub struct NewProject {
     public: bool,
 }
 
-/// Project names as Harbor spells them, so that they are valid first components of a
-/// repository name: lowercase letters and digits, single separators inside, 2 to 63
-/// characters.
-pub fn check_name(name: &str) -> Result<(), String> {
-    let ok_len = (2..=63).contains(&name.len());
-    let bytes = name.as_bytes();
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    let ok_chars = bytes
-        .iter()
-        .all(|&b| alnum(b) || matches!(b, b'.' | b'_' | b'-'));
-    let ok_ends =
-        bytes.first().is_some_and(|&b| alnum(b)) && bytes.last().is_some_and(|&b| alnum(b));
-    let ok_runs = !bytes.windows(2).any(|w| !alnum(w[0]) && !alnum(w[1]));
-    if ok_len && ok_chars && ok_ends && ok_runs {
-        Ok(())
-    } else {
-        Err(format!(
-            "{name:?} is not a project name: use 2 to 63 lowercase letters and digits, \
-             with single '.', '_' or '-' between them (like my-team)"
-        ))
-    }
+fn gone(name: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "there is no project {name}; create it first (POST /api/v1/projects)"
+    ))
 }
 
 pub async fn create(
@@ -45,17 +28,26 @@ pub async fn create(
     JsonBody(body): JsonBody<NewProject>,
 ) -> Result<Response, ApiError> {
     caller.require(caller.0.is_admin(), "create projects")?;
-    check_name(&body.name).map_err(|m| ApiError::bad_request("name", m))?;
-    if !state.metadata.create_project(&body.name, body.public)? {
-        return Err(ApiError::new(
+    check_project(&body.name).map_err(|m| ApiError::bad_request("name", m))?;
+    let name = body.name.clone();
+    let created = state
+        .store
+        .run(move |s| {
+            Ok(match s.db.create_project(&name, body.public)? {
+                true => s.db.project(&name)?,
+                false => None,
+            })
+        })
+        .await?;
+    match created {
+        Some(project) => Ok((StatusCode::CREATED, Json(project)).into_response()),
+        None => Err(ApiError::new(
             StatusCode::CONFLICT,
             "conflict",
             format!("the project {} exists already", body.name),
         )
-        .field("name"));
+        .field("name")),
     }
-    let project = state.metadata.project(&body.name)?.expect("just created");
-    Ok((StatusCode::CREATED, Json(project)).into_response())
 }
 
 /// The projects the caller can see: all for the admin, public ones for others.
@@ -63,29 +55,32 @@ pub async fn list(
     State(state): State<AppState>,
     caller: ApiCaller,
 ) -> Result<Json<Vec<Project>>, ApiError> {
-    let projects = state
-        .metadata
-        .projects()?
-        .into_iter()
-        .filter(|p| p.public || caller.0.is_admin() || can_read(&caller, p))
-        .collect();
-    Ok(Json(projects))
+    let projects = state.store.run(|s| s.db.projects()).await?;
+    Ok(Json(
+        projects
+            .into_iter()
+            .filter(|p| p.public || can_read(&caller, p))
+            .collect(),
+    ))
 }
 
 fn can_read(caller: &ApiCaller, project: &Project) -> bool {
-    caller.0.may(
-        &format!("{}/_", project.name),
-        project.public,
-        crate::auth::scope::Action::Pull,
-    )
+    caller
+        .0
+        .may(&format!("{}/_", project.name), project.public, Action::Pull)
 }
 
 /// A project the caller may see. Anonymous callers get 401 for any project they cannot
 /// see, so that they learn nothing of private projects; signed-in callers get 403 for a
 /// project they have no rights on, and 404 for one that does not exist.
-pub fn visible(state: &AppState, caller: &ApiCaller, name: &str) -> Result<Project, ApiError> {
-    match state.metadata.project(name)? {
-        Some(p) if p.public || can_read(caller, &p) => Ok(p),
+pub async fn visible(
+    state: &AppState,
+    caller: &ApiCaller,
+    name: &str,
+) -> Result<Project, ApiError> {
+    let n = name.to_owned();
+    match state.store.run(move |s| s.db.project(&n)).await? {
+        Some(p) if can_read(caller, &p) => Ok(p),
         _ if caller.0.is_anonymous() => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -96,9 +91,7 @@ pub fn visible(state: &AppState, caller: &ApiCaller, name: &str) -> Result<Proje
             "forbidden",
             format!("{} has no rights on the project {name}", caller.0.name()),
         )),
-        None => Err(ApiError::not_found(format!(
-            "there is no project {name}; create it first (POST /api/v1/projects)"
-        ))),
+        None => Err(gone(name)),
     }
 }
 
@@ -107,7 +100,7 @@ pub async fn get_one(
     caller: ApiCaller,
     Path(name): Path<String>,
 ) -> Result<Json<Project>, ApiError> {
-    Ok(Json(visible(&state, &caller, &name)?))
+    Ok(Json(visible(&state, &caller, &name).await?))
 }
 
 #[derive(Deserialize)]
@@ -122,10 +115,18 @@ pub async fn update(
     Path(name): Path<String>,
     JsonBody(body): JsonBody<ProjectUpdate>,
 ) -> Result<Json<Project>, ApiError> {
-    visible(&state, &caller, &name)?;
+    visible(&state, &caller, &name).await?;
     caller.require(caller.0.may_manage(&name), "change this project")?;
-    state.metadata.set_project_public(&name, body.public)?;
-    Ok(Json(state.metadata.project(&name)?.expect("exists")))
+    let n = name.clone();
+    let updated = state
+        .store
+        .run(move |s| {
+            s.db.set_project_public(&n, body.public)?;
+            s.db.project(&n)
+        })
+        .await?;
+    // A DELETE between the check and the update leaves nothing to show.
+    updated.map(Json).ok_or_else(|| gone(&name))
 }
 
 #[derive(Deserialize)]
@@ -141,10 +142,13 @@ pub async fn delete(
     Path(name): Path<String>,
     Query(q): Query<DeleteQuery>,
 ) -> Result<StatusCode, ApiError> {
-    visible(&state, &caller, &name)?;
+    visible(&state, &caller, &name).await?;
     caller.require(caller.0.may_manage(&name), "delete this project")?;
-    let repositories = state.metadata.repository_count(&name)?;
-    let tasks = state.metadata.project_task_count(&name)?;
+    let n = name.clone();
+    let (repositories, tasks) = state
+        .store
+        .run(move |s| Ok((s.db.repository_count(&n)?, s.project_task_count(&n)?)))
+        .await?;
     if (repositories > 0 || tasks > 0) && !q.force {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -156,21 +160,10 @@ pub async fn delete(
             ),
         ));
     }
-    state.metadata.delete_project(&name)?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::check_name;
-
-    #[test]
-    fn project_names_follow_the_harbor_rule() {
-        for ok in ["ab", "my-team", "a.b_c", "x1"] {
-            assert!(check_name(ok).is_ok(), "{ok}");
-        }
-        for bad in ["a", "A-team", "-ab", "ab-", "a--b", "a/b", &"x".repeat(64)] {
-            assert!(check_name(bad).is_err(), "{bad}");
-        }
+    let n = name.clone();
+    if state.store.run(move |s| s.db.delete_project(&n)).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(gone(&name))
     }
 }

@@ -2,8 +2,8 @@
 //! project; their secret is shown once, at creation, and only its hash is kept.
 
 use super::{ApiCaller, ApiError, AppState, JsonBody};
-use crate::auth::{ProjectScope, ROBOT_PREFIX, new_secret, secret_hash};
-use crate::metadata::Robot;
+use crate::auth::{ROBOT_PREFIX, new_secret, secret_hash};
+use crate::store::{ProjectScope, Robot};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -25,7 +25,7 @@ pub async fn create(
     JsonBody(body): JsonBody<NewRobot>,
 ) -> Result<Response, ApiError> {
     caller.require(caller.0.is_admin(), "create robot accounts")?;
-    super::projects::check_name(&body.name).map_err(|m| ApiError::bad_request("name", m))?;
+    hoist_registry::check_project(&body.name).map_err(|m| ApiError::bad_request("name", m))?;
     if body.scopes.is_empty() {
         return Err(ApiError::bad_request(
             "scopes",
@@ -33,7 +33,13 @@ pub async fn create(
         ));
     }
     for scope in &body.scopes {
-        if state.metadata.project(&scope.project)?.is_none() {
+        let project = scope.project.clone();
+        if state
+            .store
+            .run(move |s| s.db.project(&project))
+            .await?
+            .is_none()
+        {
             return Err(ApiError::bad_request(
                 "scopes",
                 format!("there is no project {}; create it first", scope.project),
@@ -52,10 +58,15 @@ pub async fn create(
     let robot = Robot {
         name: body.name,
         scopes: body.scopes,
-        created_at: crate::tasks::now(),
+        created_at: hoist_common::clock::now_rfc3339(),
     };
     let secret = new_secret();
-    if !state.metadata.create_robot(&robot, &secret_hash(&secret))? {
+    let (record, hash) = (robot.clone(), secret_hash(&secret));
+    if !state
+        .store
+        .run(move |s| s.create_robot(&record, &hash))
+        .await?
+    {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "conflict",
@@ -80,7 +91,7 @@ pub async fn list(
     caller: ApiCaller,
 ) -> Result<Json<Vec<Robot>>, ApiError> {
     caller.require(caller.0.is_admin(), "list robot accounts")?;
-    Ok(Json(state.metadata.robots()?))
+    Ok(Json(state.store.run(|s| s.robots()).await?))
 }
 
 pub async fn delete(
@@ -89,7 +100,8 @@ pub async fn delete(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(caller.0.is_admin(), "delete robot accounts")?;
-    if state.metadata.delete_robot(&name)? {
+    let n = name.clone();
+    if state.store.run(move |s| s.delete_robot(&n)).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("there is no robot {name}")))

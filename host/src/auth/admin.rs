@@ -86,23 +86,9 @@ pub fn resolve(
         }
     }
     let password = super::new_secret().trim_start_matches("hoist_")[..20].to_owned();
-    write_private(&path, password.as_bytes())
+    hoist_common::keyfile::write_private(&path, password.as_bytes(), false)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok((AdminPassword(password), Source::Generated { path }))
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 #[cfg(test)]

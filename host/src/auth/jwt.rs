@@ -7,11 +7,10 @@
 //! registry tokens. Deleting the key file revokes every token at the next start.
 
 use super::scope::Access;
+use hoist_common::clock::now_secs;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The `iss` of every token.
 pub const ISSUER: &str = "hoist";
@@ -50,22 +49,12 @@ impl TokenKeys {
     /// Loads the signing key from `path`, creating it (readable by its owner only) on
     /// the first start.
     pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
-        let key = match std::fs::read(path) {
-            Ok(key) if key.len() >= 32 => key,
-            Ok(_) => {
-                return Err(std::io::Error::other(format!(
-                    "{} is shorter than 32 bytes; delete it to make a new key",
-                    path.display()
-                )));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = vec![0u8; 32];
-                getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
-                write_private(path, &key)?;
-                key
-            }
-            Err(e) => return Err(e),
-        };
+        let key = hoist_common::keyfile::load_or_create(
+            path,
+            32,
+            32..,
+            "delete it to make a new key (every token issued so far stops working)",
+        )?;
         Ok(Self::from_secret(&key))
     }
 
@@ -88,9 +77,7 @@ impl TokenKeys {
     }
 
     fn issue_for(&self, aud: &str, ttl: u64, subject: &str, access: Vec<Access>) -> (String, u64) {
-        let now = unix_now();
-        let mut jti = [0u8; 16];
-        getrandom::fill(&mut jti).expect("the OS has randomness");
+        let now = now_secs();
         let claims = Claims {
             iss: ISSUER.into(),
             sub: subject.into(),
@@ -99,7 +86,7 @@ impl TokenKeys {
             // A little slack for clocks of replicas that disagree.
             nbf: now.saturating_sub(10),
             iat: now,
-            jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
+            jti: hoist_common::random::id(),
             access,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
@@ -129,29 +116,10 @@ impl TokenKeys {
     }
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::scope::Action;
+    use hoist_registry::Action;
 
     #[test]
     fn tokens_verify_only_with_our_key_and_carry_their_access() {

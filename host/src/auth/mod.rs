@@ -9,34 +9,20 @@ pub mod admin;
 pub mod jwt;
 pub mod registry_access;
 pub mod scope;
+pub mod session;
 
+use crate::store::{HostStore, ProjectScope};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use hoist_registry::Action;
 use jwt::Claims;
-use scope::{Access, Action};
-use serde::{Deserialize, Serialize};
+use scope::Access;
+
 use sha2::{Digest as _, Sha256};
 
 /// The username robots log in with is `robot$<name>`, as Harbor spells it, so that a
 /// robot can never be mistaken for the admin.
 pub const ROBOT_PREFIX: &str = "robot$";
-
-/// The right an import holds on the host's own registry: push into its target project.
-/// Its requests are served in-process and carry this as a request extension, which no
-/// network client can set, instead of any credential.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InternalGrant {
-    pub project: String,
-    /// The task, for the audit trail.
-    pub task: String,
-}
-
-/// A robot's rights on one project.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProjectScope {
-    pub project: String,
-    pub actions: Vec<Action>,
-}
 
 /// An authenticated caller.
 #[derive(Clone, Debug)]
@@ -78,7 +64,7 @@ impl Caller {
             Caller::Admin => true,
             Caller::Anonymous => public && action == Action::Pull,
             Caller::Robot { scopes, .. } => {
-                let project = project_of(repository);
+                let project = hoist_registry::project_of(repository);
                 (public && action == Action::Pull)
                     || scopes
                         .iter()
@@ -112,22 +98,17 @@ pub fn basic_caller(
     user: &str,
     password: &str,
     admin: &admin::AdminPassword,
-    metadata: &crate::metadata::Metadata,
+    store: &HostStore,
 ) -> Option<Caller> {
     if user == admin::ADMIN_USER {
         return admin.check(password).then_some(Caller::Admin);
     }
     let name = user.strip_prefix(ROBOT_PREFIX)?;
-    let (robot, hash) = metadata.robot(name).ok()??;
+    let (robot, hash) = store.robot(name).ok()??;
     secrets_match(&secret_hash(password), &hash).then_some(Caller::Robot {
         name: robot.name,
         scopes: robot.scopes,
     })
-}
-
-/// The project of a repository: its first path component.
-pub fn project_of(repository: &str) -> &str {
-    repository.split('/').next().unwrap_or(repository)
 }
 
 /// What an Authorization header holds.
@@ -169,10 +150,7 @@ pub fn presented(header: Option<&str>) -> Presented {
 /// A stored form of a secret. Robot secrets are 256 random bits, so a plain SHA-256 is
 /// as strong as a slow hash here, and checking one costs nothing per request.
 pub fn secret_hash(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hoist_common::hex(&Sha256::digest(secret.as_bytes()))
 }
 
 /// Compares secrets by their hashes, so that the time taken says nothing about how much
@@ -190,11 +168,10 @@ pub fn secrets_match(given: &str, expected: &str) -> bool {
 
 /// A new robot secret: 256 random bits, printable.
 pub fn new_secret() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the OS has randomness");
     format!(
         "hoist_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(hoist_common::random::bytes::<32>())
     )
 }
 

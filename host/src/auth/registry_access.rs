@@ -6,24 +6,28 @@
 
 use super::admin::{ADMIN_USER, AdminPassword};
 use super::jwt::{SERVICE, TokenKeys};
-use super::scope::{Access, Action};
-use super::{Caller, InternalGrant, Presented, presented, project_of};
-use crate::metadata::Metadata;
-use crate::registry::errors::{RegistryError, Result};
-use crate::registry::{Authorizer, Target};
+use super::scope::Access;
+use super::{Caller, Presented, presented};
+use crate::store::HostStore;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
+use hoist_imports::boundary::own_registry::InternalGrant;
+use hoist_registry::{Action, Authorizer, RegistryError, Target, project_of};
 use serde_json::json;
-use std::sync::Arc;
 
+type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
+/// The accounts callers prove themselves as: the admin, robots (in the store), and the
+/// holders of tokens signed with the host's key.
 #[derive(Clone)]
 pub struct RegistryAccess {
     pub admin: AdminPassword,
     pub keys: TokenKeys,
-    pub metadata: Arc<Metadata>,
+    pub store: HostStore,
 }
 
 impl RegistryAccess {
@@ -35,7 +39,7 @@ impl RegistryAccess {
         match presented(header) {
             Presented::None => Some(Caller::Anonymous),
             Presented::Basic { user, password } => {
-                super::basic_caller(&user, &password, &self.admin, &self.metadata)
+                super::basic_caller(&user, &password, &self.admin, &self.store)
             }
             // Even the admin's token carries only the access it was issued for: a token
             // fetched to pull must not push, whoever asked for it.
@@ -47,8 +51,10 @@ impl RegistryAccess {
         }
     }
 
-    fn is_public(&self, repository: &str) -> bool {
-        self.metadata
+    /// Whether the project of `repository` is public. Blocking: a database read.
+    pub fn is_public(&self, repository: &str) -> bool {
+        self.store
+            .db
             .project(project_of(repository))
             .ok()
             .flatten()
@@ -93,8 +99,28 @@ fn denied(message: String) -> RegistryError {
 }
 
 impl Authorizer for RegistryAccess {
-    fn authorize(&self, parts: &Parts, target: &Target) -> Result<()> {
-        if let Some(grant) = parts.extensions.get::<InternalGrant>() {
+    fn authorize<'a>(&'a self, parts: &'a Parts, target: &'a Target) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let this = self.clone();
+            let grant = parts.extensions.get::<InternalGrant>().cloned();
+            let (headers, target) = (parts.headers.clone(), target.clone());
+            // Deciding reads the database (robots, project visibility): off the async
+            // workers.
+            tokio::task::spawn_blocking(move || this.decide(&headers, grant.as_ref(), &target))
+                .await
+                .map_err(RegistryError::from)?
+        })
+    }
+}
+
+impl RegistryAccess {
+    fn decide(
+        &self,
+        headers: &HeaderMap,
+        grant: Option<&InternalGrant>,
+        target: &Target,
+    ) -> Result<()> {
+        if let Some(grant) = grant {
             return match target {
                 Target::Base => Ok(()),
                 Target::Repository { name, action }
@@ -108,9 +134,9 @@ impl Authorizer for RegistryAccess {
                 ))),
             };
         }
-        let caller = self.caller(&parts.headers).ok_or_else(|| {
+        let caller = self.caller(headers).ok_or_else(|| {
             unauthorized(
-                &parts.headers,
+                headers,
                 None,
                 "the credentials were not accepted; log in again with a valid user or token",
             )
@@ -118,7 +144,7 @@ impl Authorizer for RegistryAccess {
         match target {
             Target::Base if caller.is_anonymous() && !matches!(caller, Caller::Token(_)) => {
                 Err(unauthorized(
-                    &parts.headers,
+                    headers,
                     None,
                     "authentication required; log in (docker login) or get a token from /token",
                 ))
@@ -127,7 +153,7 @@ impl Authorizer for RegistryAccess {
             Target::Catalog if caller.is_admin() => Ok(()),
             Target::Catalog if matches!(&caller, Caller::Token(c) if c.sub == ADMIN_USER) => Ok(()),
             Target::Catalog if caller.is_anonymous() => Err(unauthorized(
-                &parts.headers,
+                headers,
                 Some("registry:catalog:*".into()),
                 "the catalog is for the admin; log in",
             )),
@@ -142,7 +168,7 @@ impl Authorizer for RegistryAccess {
                 let scope = Access::repository(name, &[*action]).to_scope();
                 if caller.is_anonymous() {
                     Err(unauthorized(
-                        &parts.headers,
+                        headers,
                         Some(scope),
                         &format!("{action} on {name} needs a signed-in user; log in"),
                     ))
@@ -163,7 +189,7 @@ impl Authorizer for RegistryAccess {
                     ))
                     .with_header(
                         header::WWW_AUTHENTICATE,
-                        insufficient_scope(challenge(&parts.headers, Some(needed))),
+                        insufficient_scope(challenge(headers, Some(needed))),
                     ))
                 } else {
                     Err(denied(format!(
@@ -183,38 +209,49 @@ pub async fn token(
     headers: HeaderMap,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    let Some(caller) = access.caller(&headers) else {
-        return (
+    // Checking a robot's secret and each project's visibility reads the database.
+    let issued = tokio::task::spawn_blocking(move || access.issue(&headers, &pairs)).await;
+    match issued {
+        Ok(Some(body)) => Json(body).into_response(),
+        Ok(None) => (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Basic realm=\"hoist\"")],
             Json(json!({"errors": [{"code": "UNAUTHORIZED",
                 "message": "incorrect username or password"}]})),
         )
-            .into_response();
-    };
-    let granted: Vec<Access> = pairs
-        .iter()
-        .filter(|(k, _)| k == "scope")
-        .flat_map(|(_, v)| v.split(' '))
-        .filter_map(Access::parse)
-        .map(|wanted| {
-            if wanted.kind == "registry" && caller.is_admin() {
-                wanted
-            } else {
-                caller.grant(&wanted, access.is_public(&wanted.name))
-            }
-        })
-        .collect();
-    let subject = match &caller {
-        Caller::Anonymous => String::new(),
-        other => other.name(),
-    };
-    let (token, expires_in) = access.keys.issue(&subject, granted);
-    Json(json!({
-        "token": token,
-        "access_token": token,
-        "expires_in": expires_in,
-        "issued_at": crate::tasks::now(),
-    }))
-    .into_response()
+            .into_response(),
+        Err(e) => RegistryError::internal(e).into_response(),
+    }
+}
+
+impl RegistryAccess {
+    /// The token answer for a caller with these headers asking for the `scope`s among
+    /// `pairs`; None when their credentials do not check out.
+    fn issue(&self, headers: &HeaderMap, pairs: &[(String, String)]) -> Option<serde_json::Value> {
+        let caller = self.caller(headers)?;
+        let granted: Vec<Access> = pairs
+            .iter()
+            .filter(|(k, _)| k == "scope")
+            .flat_map(|(_, v)| v.split(' '))
+            .filter_map(Access::parse)
+            .map(|wanted| {
+                if wanted.kind == "registry" && caller.is_admin() {
+                    wanted
+                } else {
+                    caller.grant(&wanted, self.is_public(&wanted.name))
+                }
+            })
+            .collect();
+        let subject = match &caller {
+            Caller::Anonymous => String::new(),
+            other => other.name(),
+        };
+        let (token, expires_in) = self.keys.issue(&subject, granted);
+        Some(json!({
+            "token": token,
+            "access_token": token,
+            "expires_in": expires_in,
+            "issued_at": hoist_common::clock::now_rfc3339(),
+        }))
+    }
 }

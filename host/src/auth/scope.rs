@@ -1,50 +1,7 @@
-//! Scopes as the distribution token spec spells them (`repository:proj/app:pull,push`),
-//! and the actions they grant.
+//! Scopes as the distribution token spec spells them (`repository:proj/app:pull,push`).
 
+use hoist_registry::Action;
 use serde::{Deserialize, Serialize};
-use std::fmt;
-
-/// What a caller may do to a repository.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Pull,
-    Push,
-    Delete,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Pull => "pull",
-            Action::Push => "push",
-            Action::Delete => "delete",
-        }
-    }
-
-    /// The token spec's names; `*` is every action, as distribution's `catalog:*`.
-    pub fn parse_list(s: &str) -> Vec<Action> {
-        let mut out = Vec::new();
-        for name in s.split(',') {
-            match name.trim() {
-                "pull" => out.push(Action::Pull),
-                "push" => out.push(Action::Push),
-                "delete" => out.push(Action::Delete),
-                "*" => out.extend([Action::Pull, Action::Push, Action::Delete]),
-                _ => {}
-            }
-        }
-        out.sort();
-        out.dedup();
-        out
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// One entry of a token's `access` claim, and of a token request's `scope`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

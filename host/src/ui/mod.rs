@@ -19,18 +19,16 @@
 mod session;
 
 use crate::auth::registry_access::RegistryAccess;
-use crate::auth::scope::Action;
+use crate::auth::session::{SessionCheck, session_caller};
 use crate::auth::{Caller, Presented, presented};
-use crate::registry::Registry;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use hoist_common::clock::rfc3339_of_ms;
+use hoist_registry::{Action, Registry};
 use serde::Serialize;
-use std::io::Read as _;
-
-pub use session::{CSRF_HEADER, SessionCheck, session_caller, strip_basic_challenge};
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
@@ -118,9 +116,8 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
 
 /// The caller of a UI data request: Basic or Bearer credentials as the API takes them,
 /// else the session cookie, else anonymous.
-fn ui_caller(state: &UiState, headers: &HeaderMap) -> Result<Caller, &'static str> {
+fn ui_caller(access: &RegistryAccess, headers: &HeaderMap) -> Result<Caller, &'static str> {
     let refused = |m: &'static str| m;
-    let access = &state.access;
     match presented(
         headers
             .get(header::AUTHORIZATION)
@@ -128,7 +125,7 @@ fn ui_caller(state: &UiState, headers: &HeaderMap) -> Result<Caller, &'static st
     ) {
         Presented::None => {}
         Presented::Basic { user, password } => {
-            return crate::auth::basic_caller(&user, &password, &access.admin, &access.metadata)
+            return crate::auth::basic_caller(&user, &password, &access.admin, &access.store)
                 .ok_or_else(|| refused("the credentials were not accepted"));
         }
         Presented::Bearer(token) => {
@@ -144,7 +141,7 @@ fn ui_caller(state: &UiState, headers: &HeaderMap) -> Result<Caller, &'static st
         &axum::http::Method::GET,
         headers,
         &access.keys,
-        &access.metadata,
+        &access.store,
     ) {
         SessionCheck::None => Ok(Caller::Anonymous),
         SessionCheck::Caller(c) => Ok(c),
@@ -179,134 +176,65 @@ async fn project_tags(
     headers: HeaderMap,
     Path(project): Path<String>,
 ) -> Response {
-    let caller = match ui_caller(&state, &headers) {
-        Ok(c) => c,
-        Err(why) => return error(StatusCode::UNAUTHORIZED, "unauthorized", why),
-    };
-    let metadata = state.registry.metadata().clone();
-    let storage = state.registry.storage().clone();
-    let result = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<_>> {
-        let Some(found) = metadata.project(&project)? else {
-            return Ok(None);
+    let access = state.access.clone();
+    let listed = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let caller = match ui_caller(&access, &headers) {
+            Ok(c) => c,
+            Err(why) => return Ok(Err(why)),
+        };
+        let db = &access.store.db;
+        let Some(found) = db.project(&project)? else {
+            return Ok(Ok(None));
         };
         if !caller.may(&format!("{project}/_"), found.public, Action::Pull) {
-            return Ok(None);
+            return Ok(Ok(None));
         }
-        let repositories = metadata.project_repositories(&project)?;
-        let tags: Vec<TagRow> = metadata
-            .project_tags(&project, TAG_LIMIT)?
-            .into_iter()
-            .map(|t| {
-                let (size, platforms) = describe(storage.as_ref(), &t.digest);
-                TagRow {
-                    size: size.map(|s| s + t.manifest_size),
-                    platforms,
-                    updated_at: rfc3339_ms(t.updated_ms),
-                    origin: if t.imported_from.is_some() {
-                        "import"
-                    } else {
-                        "push"
-                    },
-                    repository: t.repository,
-                    tag: t.tag,
-                    digest: t.digest,
-                    media_type: t.media_type,
-                    imported_from: t.imported_from,
-                    import_task: t.import_task,
-                }
-            })
-            .collect();
-        Ok(Some((repositories, tags)))
+        Ok(Ok(Some((
+            db.project_repositories(&project)?,
+            db.project_tags(&project, TAG_LIMIT)?,
+        ))))
     })
     .await;
-    match result {
-        Ok(Ok(Some((repositories, tags)))) => {
-            Json(serde_json::json!({"repositories": repositories, "tags": tags})).into_response()
-        }
+    let (repositories, tags) = match listed {
+        Ok(Ok(Ok(Some(listed)))) => listed,
+        Ok(Ok(Err(why))) => return error(StatusCode::UNAUTHORIZED, "unauthorized", why),
         // The same answer for a missing project and a hidden one, as the API gives.
-        Ok(Ok(None)) => error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "there is no such project, or it is not yours to see",
-        ),
+        Ok(Ok(Ok(None))) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "there is no such project, or it is not yours to see",
+            );
+        }
         Ok(Err(e)) => {
             tracing::error!(error = %format!("{e:#}"), "listing a project's tags failed");
-            error(
+            return error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "the host failed to answer; its log has the details",
-            )
+            );
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
-    }
-}
-
-/// Manifests and configs are small; anything bigger is not one and is not read.
-const SMALL_BLOB: u64 = 4 << 20;
-
-fn read_json(storage: &dyn crate::storage::Storage, digest: &str) -> Option<serde_json::Value> {
-    let file = storage.open_blob(digest).ok()??;
-    let mut bytes = Vec::new();
-    file.take(SMALL_BLOB).read_to_end(&mut bytes).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-fn platform_of(p: &serde_json::Value) -> Option<String> {
-    let os = p.get("os")?.as_str()?;
-    let arch = p.get("architecture")?.as_str()?;
-    Some(match p.get("variant").and_then(|v| v.as_str()) {
-        Some(v) if !v.is_empty() => format!("{os}/{arch}/{v}"),
-        _ => format!("{os}/{arch}"),
-    })
-}
-
-/// The size of what a manifest refers to (config and layers, or the images of an index
-/// with theirs), and its platforms. Unknown parts are left out rather than guessed.
-fn describe(storage: &dyn crate::storage::Storage, digest: &str) -> (Option<u64>, Vec<String>) {
-    let Some(manifest) = read_json(storage, digest) else {
-        return (None, Vec::new());
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     };
-    let size_of = |d: &serde_json::Value| d.get("size").and_then(|s| s.as_u64()).unwrap_or(0);
-    if let Some(children) = manifest.get("manifests").and_then(|m| m.as_array()) {
-        let mut size = 0;
-        let mut platforms = Vec::new();
-        for child in children {
-            size += size_of(child);
-            // Attestations ride in indexes as `unknown/unknown`: not a platform to show.
-            if let Some(p) = child.get("platform").and_then(platform_of)
-                && !p.starts_with("unknown/")
-            {
-                platforms.push(p);
-            }
-            if let Some(d) = child.get("digest").and_then(|d| d.as_str())
-                && let Some(m) = read_json(storage, d)
-            {
-                size += m
-                    .get("layers")
-                    .and_then(|l| l.as_array())
-                    .map_or(0, |l| l.iter().map(size_of).sum::<u64>())
-                    + m.get("config").map_or(0, size_of);
-            }
-        }
-        return (Some(size), platforms);
+    let mut rows = Vec::with_capacity(tags.len());
+    for t in tags {
+        let summary = state.registry.summarize(&t.digest).await;
+        rows.push(TagRow {
+            size: summary.size,
+            platforms: summary.platforms,
+            updated_at: rfc3339_of_ms(t.updated_ms),
+            origin: if t.imported_from.is_some() {
+                "import"
+            } else {
+                "push"
+            },
+            repository: t.repository,
+            tag: t.tag,
+            digest: t.digest,
+            media_type: t.media_type,
+            imported_from: t.imported_from,
+            import_task: t.import_task,
+        });
     }
-    let layers = manifest
-        .get("layers")
-        .and_then(|l| l.as_array())
-        .map_or(0, |l| l.iter().map(size_of).sum::<u64>());
-    let config = manifest.get("config");
-    let platforms = config
-        .and_then(|c| c.get("digest"))
-        .and_then(|d| d.as_str())
-        .and_then(|d| read_json(storage, d))
-        .and_then(|c| platform_of(&c))
-        .into_iter()
-        .collect();
-    (Some(layers + config.map_or(0, size_of)), platforms)
-}
-
-/// Milliseconds since the epoch as RFC 3339 (UTC, seconds).
-fn rfc3339_ms(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
+    Json(serde_json::json!({"repositories": repositories, "tags": rows})).into_response()
 }

@@ -1,0 +1,123 @@
+//! The plugin's way out: every `wasi:http` request an import makes passes through here.
+//!
+//! This is where the host keeps what the sandbox must not hold (DESIGN.md §3). A request
+//! takes these steps, each in a module of its own:
+//! 1. the host's own registry is served in process, with the import's grant instead of
+//!    any credential ([`own_registry`]);
+//! 2. every other request goes out through the pooled client, whose connector checks the
+//!    egress policy on the address it dials ([`client`], [`crate::egress`]);
+//! 3. the host's credentials are added only for the registry they belong to and the
+//!    token realm it announced ([`credentials`]);
+//! 4. the response's body fails when the source goes silent ([`send`]).
+
+pub mod client;
+pub mod credentials;
+pub mod own_registry;
+mod send;
+
+use client::{Clients, PolicyDenied};
+use credentials::Credentials;
+use hoist_plugin::url::Url;
+use http_body_util::BodyExt as _;
+use own_registry::OwnRegistryRoute;
+use parking_lot::Mutex;
+use std::future::Future;
+use std::sync::Arc;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// The `wasi:http` hooks of one import.
+pub struct ImportNet {
+    clients: Clients,
+    credentials: Credentials,
+    own: Option<OwnRegistryRoute>,
+    denials: Arc<Mutex<Vec<PolicyDenied>>>,
+}
+
+impl ImportNet {
+    pub fn new(clients: Clients, credentials: Credentials, own: Option<OwnRegistryRoute>) -> Self {
+        Self {
+            clients,
+            credentials,
+            own,
+            denials: Arc::default(),
+        }
+    }
+
+    /// The policy refusals this import met, to name the class of address in its error.
+    pub fn denials(&self) -> Vec<PolicyDenied> {
+        self.denials.lock().clone()
+    }
+}
+
+impl Drop for ImportNet {
+    fn drop(&mut self) {
+        if let Some(own) = &self.own {
+            own.release_claims();
+        }
+    }
+}
+
+type SendFuture = Box<
+    dyn Future<
+            Output = Result<
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), Error>> + Send>,
+                ),
+                Error,
+            >,
+        > + Send,
+>;
+
+fn done() -> Box<dyn Future<Output = Result<(), Error>> + Send> {
+    Box::new(async { Ok(()) })
+}
+
+impl WasiHttpHooks for ImportNet {
+    fn send_request(
+        &mut self,
+        mut request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _: Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ) -> SendFuture {
+        let Ok(url) = Url::parse(&request.uri().to_string()) else {
+            return Box::new(async { Err(Error::HttpRequestUriInvalid) });
+        };
+        if let Some(own) = self.own.as_ref().filter(|own| own.serves(&url)) {
+            let own = own.clone();
+            return Box::new(async move { Ok((own.send(url, request).await?, done())) });
+        }
+        let host = url
+            .authority
+            .rsplit_once(':')
+            .map_or(url.authority.as_str(), |(h, _)| h);
+        if let Err(denied) = self.clients.check_literal(host) {
+            tracing::warn!(%denied, "an import was refused by the egress policy");
+            self.denials.lock().push(denied);
+            return Box::new(async { Err(Error::DestinationIpProhibited) });
+        }
+        if !request.headers().contains_key(http::header::AUTHORIZATION)
+            && let Some(value) = self.credentials.authorization_for(&url)
+        {
+            request
+                .headers_mut()
+                .insert(http::header::AUTHORIZATION, value);
+        }
+        let client = self.clients.for_authority(&url.authority).clone();
+        let credentials = self.credentials.clone();
+        let denials = self.denials.clone();
+        let idle = send::idle_timeout(options.as_ref());
+        Box::new(async move {
+            let response = send::send(client, request, options, |d| denials.lock().push(d)).await?;
+            if response.status() == http::StatusCode::UNAUTHORIZED
+                && let Some(index) = credentials.owner_of(&url)
+            {
+                credentials.learn(index, &url, response.headers());
+            }
+            Ok((
+                response.map(|incoming| send::IdleBody::new(incoming, idle).boxed_unsync()),
+                done(),
+            ))
+        })
+    }
+}

@@ -1,0 +1,538 @@
+//! Import tasks: kept in the metadata database, run by a bounded pool of workers with a
+//! limit per source registry, merged when the same import is asked for twice, and picked
+//! up again after a restart.
+
+pub mod model;
+
+use crate::boundary::credentials::{HostCredential, Secret};
+use crate::boundary::own_registry::{InternalGrant, OwnRegistryRoute};
+use crate::contract::{ImportRequest, Options, Phase, RegistryEndpoints};
+use crate::runtime::{ImportAccess, PluginRuntime};
+use crate::sealed::SecretBox;
+use crate::settings::RegistrySettings;
+use crate::shared_blobs::{BlobClaims, BlobIndex};
+use hoist_common::clock::now_rfc3339;
+use model::{Task, TaskError, TaskState, host_error, platforms_of};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::{Semaphore, watch};
+
+/// How often a running task's progress is written to the database. The live view (the
+/// API and its event stream) is fed on every report; the database only needs enough to
+/// show progress after a restart.
+const PERSIST_EVERY: Duration = Duration::from_secs(1);
+
+/// Where tasks are kept. The SQLite metadata store implements it; so can PostgreSQL,
+/// whose `SELECT … FOR UPDATE SKIP LOCKED` would let replicas share the queue.
+pub trait TaskStore: Send + Sync + 'static {
+    /// Stores a new task, with its sealed source credentials if any.
+    fn insert(&self, task: &Task, sealed_credentials: Option<&[u8]>) -> anyhow::Result<()>;
+    fn update(&self, task: &Task) -> anyhow::Result<()>;
+    fn get(&self, id: &str) -> anyhow::Result<Option<Task>>;
+    /// A project's tasks, newest first, optionally in one state.
+    fn list(
+        &self,
+        project: &str,
+        state: Option<TaskState>,
+        limit: u32,
+        offset: u32,
+    ) -> anyhow::Result<Vec<Task>>;
+    /// A queued or running task with this source and target.
+    fn find_active(&self, source_canonical: &str, target: &str) -> anyhow::Result<Option<Task>>;
+    fn sealed_credentials(&self, id: &str) -> anyhow::Result<Option<Vec<u8>>>;
+    /// Replaces a task's sealed credentials.
+    fn set_credentials(&self, id: &str, sealed: &[u8]) -> anyhow::Result<()>;
+    fn forget_credentials(&self, id: &str) -> anyhow::Result<()>;
+    /// Every task that was queued or running when the host stopped, oldest first.
+    fn unfinished(&self) -> anyhow::Result<Vec<Task>>;
+}
+
+/// Source credentials as an import request carries them.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub struct SourceAuth {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for SourceAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SourceAuth({}, …)", self.username)
+    }
+}
+
+#[derive(Clone)]
+pub struct RunnerConfig {
+    pub workers: usize,
+    pub per_registry: usize,
+    pub registries: RegistrySettings,
+    /// Where imports write when it is not the host's own registry.
+    pub target: Option<ExternalTarget>,
+}
+
+/// An external registry that imports write to, with the account the host pushes as.
+#[derive(Clone, Debug)]
+pub struct ExternalTarget {
+    /// `host[:port]`, as task targets name it.
+    pub authority: String,
+    pub plain_http: bool,
+    /// Added at the wasi:http boundary like a source's, never handed to the plugin.
+    pub credential: Option<HostCredential>,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            per_registry: 2,
+            registries: RegistrySettings::default(),
+            target: None,
+        }
+    }
+}
+
+/// The host's own registry, where tasks write unless an external target is configured.
+#[derive(Clone)]
+pub struct OwnRegistry {
+    /// The authority clients pull from, which task targets name.
+    pub authority: String,
+    /// The registry's routes (`/v2/…`), served in process.
+    pub router: axum::Router,
+    /// Which repositories hold which blobs.
+    pub blobs: Arc<dyn BlobIndex>,
+}
+
+struct Live {
+    progress: watch::Sender<Task>,
+    cancel: Arc<AtomicBool>,
+}
+
+#[derive(Clone)]
+pub struct TaskRunner {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn TaskStore>,
+    plugin: PluginRuntime,
+    secrets: SecretBox,
+    config: RunnerConfig,
+    own: Option<OwnRegistry>,
+    workers: Arc<Semaphore>,
+    per_registry: Mutex<HashMap<String, Arc<Semaphore>>>,
+    live: Mutex<HashMap<String, Live>>,
+    claims: Arc<BlobClaims>,
+}
+
+/// What submitting an import gave.
+pub enum Submitted {
+    New(Task),
+    /// The same import was already queued or running; this is it.
+    Merged(Task),
+}
+
+impl TaskRunner {
+    /// A runner whose tasks write to `own` (the host's registry), unless the
+    /// configuration names an external target.
+    pub fn new(
+        store: Arc<dyn TaskStore>,
+        plugin: PluginRuntime,
+        secrets: SecretBox,
+        config: RunnerConfig,
+        own: Option<OwnRegistry>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                plugin,
+                secrets,
+                workers: Arc::new(Semaphore::new(config.workers.max(1))),
+                config,
+                own,
+                per_registry: Mutex::default(),
+                live: Mutex::default(),
+                claims: Arc::default(),
+            }),
+        }
+    }
+
+    /// Runs `f` against the task store on a blocking thread: the store is a database,
+    /// and the async workers serve requests.
+    async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn TaskStore) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || f(store.as_ref())).await?
+    }
+
+    /// Queues `task`, unless the same import is already queued or running.
+    pub async fn submit(&self, task: Task, auth: Option<SourceAuth>) -> anyhow::Result<Submitted> {
+        let sealed = auth.map(|a| {
+            self.inner
+                .secrets
+                .seal(&serde_json::to_vec(&a).expect("plain strings"))
+        });
+        let new = task.clone();
+        let existing = self
+            .db(move |store| {
+                if let Some(existing) = store.find_active(&new.source_canonical, &new.target)? {
+                    return Ok(Some(existing));
+                }
+                store.insert(&new, sealed.as_deref())?;
+                Ok(None)
+            })
+            .await?;
+        if let Some(existing) = existing {
+            let current = self.current(&existing.id).await?.unwrap_or(existing);
+            return Ok(Submitted::Merged(current));
+        }
+        self.spawn(task.clone());
+        Ok(Submitted::New(task))
+    }
+
+    /// Starts every task the last run left queued or running. Running ones start again
+    /// from the top; blobs they already copied are found on the target and skipped.
+    pub async fn recover(&self) -> anyhow::Result<usize> {
+        let tasks = self
+            .db(|store| {
+                let mut tasks = store.unfinished()?;
+                for task in &mut tasks {
+                    if task.state == TaskState::Running {
+                        task.state = TaskState::Queued;
+                        task.warnings
+                            .push("the host restarted during this import; it continues".into());
+                        store.update(task)?;
+                    }
+                }
+                Ok(tasks)
+            })
+            .await?;
+        let n = tasks.len();
+        for task in tasks {
+            self.spawn(task);
+        }
+        Ok(n)
+    }
+
+    /// The task as it is now: live while it runs, from the database otherwise.
+    pub async fn current(&self, id: &str) -> anyhow::Result<Option<Task>> {
+        if let Some(live) = self.inner.live.lock().get(id) {
+            return Ok(Some(live.progress.borrow().clone()));
+        }
+        let id = id.to_owned();
+        self.db(move |store| store.get(&id)).await
+    }
+
+    /// A project's tasks, newest first, optionally in one state, each as it is now.
+    pub async fn list(
+        &self,
+        project: &str,
+        state: Option<TaskState>,
+        limit: u32,
+        offset: u32,
+    ) -> anyhow::Result<Vec<Task>> {
+        let project = project.to_owned();
+        let tasks = self
+            .db(move |store| store.list(&project, state, limit, offset))
+            .await?;
+        let live = self.inner.live.lock();
+        Ok(tasks
+            .into_iter()
+            .map(|t| match live.get(&t.id) {
+                Some(l) => l.progress.borrow().clone(),
+                None => t,
+            })
+            .collect())
+    }
+
+    /// Follows a task's progress; None when it is not running or queued in this process.
+    pub fn subscribe(&self, id: &str) -> Option<watch::Receiver<Task>> {
+        self.inner
+            .live
+            .lock()
+            .get(id)
+            .map(|l| l.progress.subscribe())
+    }
+
+    /// Asks a queued or running task to stop. Returns false when it had finished.
+    pub fn cancel(&self, id: &str) -> bool {
+        match self.inner.live.lock().get(id) {
+            Some(live) => {
+                live.cancel.store(true, Ordering::SeqCst);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Queues a failed or cancelled task again, with new credentials when given.
+    pub async fn retry(&self, mut task: Task, auth: Option<SourceAuth>) -> anyhow::Result<Task> {
+        let sealed = auth.map(|auth| {
+            self.inner
+                .secrets
+                .seal(&serde_json::to_vec(&auth).expect("plain strings"))
+        });
+        task.authenticated |= sealed.is_some();
+        task.state = TaskState::Queued;
+        Self::reset(&mut task);
+        let queued = task.clone();
+        self.db(move |store| {
+            if let Some(sealed) = sealed {
+                store.set_credentials(&queued.id, &sealed)?;
+            }
+            store.update(&queued)
+        })
+        .await?;
+        self.spawn(task.clone());
+        Ok(task)
+    }
+
+    fn reset(task: &mut Task) {
+        task.phase = None;
+        task.error = None;
+        task.finished_at = None;
+        task.bytes_done = 0;
+        task.blobs_done = 0;
+        task.blobs.clear();
+        task.warnings.clear();
+    }
+
+    fn spawn(&self, task: Task) {
+        let (progress, _) = watch::channel(task.clone());
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.inner.live.lock().insert(
+            task.id.clone(),
+            Live {
+                progress: progress.clone(),
+                cancel: cancel.clone(),
+            },
+        );
+        let runner = self.clone();
+        tokio::spawn(async move {
+            let id = task.id.clone();
+            runner.run(task, progress, cancel).await;
+            runner.inner.live.lock().remove(&id);
+        });
+    }
+
+    fn registry_limit(&self, registry: &str) -> Arc<Semaphore> {
+        self.inner
+            .per_registry
+            .lock()
+            .entry(registry.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.inner.config.per_registry.max(1))))
+            .clone()
+    }
+
+    async fn run(&self, mut task: Task, progress: watch::Sender<Task>, cancel: Arc<AtomicBool>) {
+        let _worker = self.inner.workers.clone().acquire_owned().await;
+        let registry = registry_of(&task.source_canonical).to_owned();
+        let _registry = self.registry_limit(&registry).acquire_owned().await;
+        if cancel.load(Ordering::SeqCst) {
+            task.state = TaskState::Cancelled;
+            task.error = Some(TaskError {
+                code: "cancelled".into(),
+                message: "the import was cancelled before it started".into(),
+            });
+            task.finished_at = Some(now_rfc3339());
+            self.finish(&task, &progress).await;
+            return;
+        }
+        task.state = TaskState::Running;
+        task.attempts += 1;
+        task.started_at = Some(now_rfc3339());
+        self.record(&task, "a task start").await;
+        progress.send_replace(task.clone());
+
+        // What the host noted (a restart) stays beside what the plugin reports.
+        let host_notes = task.warnings.clone();
+        let id = task.id.clone();
+        let sealed = if task.authenticated {
+            self.db(move |store| store.sealed_credentials(&id))
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "cannot read a task's sealed credentials");
+                    None
+                })
+        } else {
+            None
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let persister = tokio::spawn(self.clone().persist(progress.subscribe(), stopped));
+        let outcome = match self.request_and_access(&task, sealed) {
+            Ok((request, access)) => {
+                let result = self
+                    .inner
+                    .plugin
+                    .import_with(&request, access, |status| {
+                        task.apply(status);
+                        task.warnings.splice(0..0, host_notes.iter().cloned());
+                        progress.send_replace(task.clone());
+                        !cancel.load(Ordering::SeqCst)
+                    })
+                    .await;
+                result.map_err(|e| format!("{e:#}"))
+            }
+            Err(message) => Err(message),
+        };
+        // The last progress write ends before the final record, which it must not undo.
+        let _ = stop.send(());
+        let _ = persister.await;
+        match outcome {
+            Ok(status) => {
+                task.apply(&status);
+                task.warnings.splice(0..0, host_notes.iter().cloned());
+                task.state = match status.phase {
+                    Phase::Done => TaskState::Succeeded,
+                    Phase::Cancelled => TaskState::Cancelled,
+                    _ => TaskState::Failed,
+                };
+            }
+            Err(message) => {
+                task.state = TaskState::Failed;
+                task.error = Some(host_error(message));
+            }
+        }
+        task.finished_at = Some(now_rfc3339());
+        tracing::info!(
+            task = %task.id,
+            state = task.state.as_str(),
+            source = %task.source_canonical,
+            target = %task.target,
+            "import finished"
+        );
+        self.finish(&task, &progress).await;
+    }
+
+    /// Writes a running task's progress at most every [`PERSIST_EVERY`], off the import's
+    /// own loop, until `stop`.
+    async fn persist(
+        self,
+        mut progress: watch::Receiver<Task>,
+        mut stop: tokio::sync::oneshot::Receiver<()>,
+    ) {
+        loop {
+            tokio::select! {
+                changed = progress.changed() => if changed.is_err() { return },
+                _ = &mut stop => return,
+            }
+            let task = progress.borrow_and_update().clone();
+            self.record(&task, "progress").await;
+            tokio::select! {
+                () = tokio::time::sleep(PERSIST_EVERY) => {}
+                _ = &mut stop => return,
+            }
+        }
+    }
+
+    /// Writes the task's record; a failure is logged (`what` says which write), since the
+    /// import itself goes on.
+    async fn record(&self, task: &Task, what: &'static str) {
+        let record = task.clone();
+        if let Err(e) = self.db(move |store| store.update(&record)).await {
+            tracing::error!(task = %task.id, error = %e, "cannot record {what}");
+        }
+    }
+
+    async fn finish(&self, task: &Task, progress: &watch::Sender<Task>) {
+        self.record(task, "a finished task").await;
+        // A failed task keeps its credentials for a retry; the others need them no more.
+        if task.state != TaskState::Failed {
+            let id = task.id.clone();
+            if let Err(e) = self.db(move |store| store.forget_credentials(&id)).await {
+                tracing::error!(task = %task.id, error = %e, "cannot delete a task's credentials");
+            }
+        }
+        progress.send_replace(task.clone());
+    }
+
+    /// The plugin request for `task` and what the host lends it.
+    fn request_and_access(
+        &self,
+        task: &Task,
+        sealed: Option<Vec<u8>>,
+    ) -> Result<(ImportRequest, ImportAccess), String> {
+        let settings = &self.inner.config.registries;
+        let registry = registry_of(&task.source_canonical);
+        let mut credentials = Vec::new();
+        if task.authenticated {
+            let sealed = sealed
+                .ok_or("the source credentials of this task are gone; retry it with credentials")?;
+            let plain = self.inner.secrets.open(&sealed).ok_or(
+                "the source credentials cannot be opened (the secrets key changed); retry \
+                 the task with credentials",
+            )?;
+            let auth: SourceAuth = serde_json::from_slice(&plain).map_err(|e| e.to_string())?;
+            credentials.push(HostCredential {
+                endpoints: settings.endpoints(registry),
+                username: auth.username,
+                password: Secret::new(auth.password),
+            });
+        }
+        let mut insecure = settings.insecure();
+        let external = self.inner.config.target.as_ref();
+        if let Some(target) = external {
+            if target.plain_http {
+                insecure.push(target.authority.clone());
+            }
+            credentials.extend(target.credential.clone());
+        }
+        let own_registry = self
+            .inner
+            .own
+            .clone()
+            .filter(|_| external.is_none())
+            .map(|own| {
+                // In-process requests need no TLS; the plugin talks plain HTTP to it.
+                insecure.push(own.authority.clone());
+                OwnRegistryRoute {
+                    authority: own.authority,
+                    router: own.router,
+                    grant: InternalGrant {
+                        project: task.project.clone(),
+                        task: task.id.clone(),
+                    },
+                    claims: self.inner.claims.clone(),
+                    index: own.blobs,
+                }
+            });
+        let request = ImportRequest {
+            source: task.source_canonical.clone(),
+            target: task.target.clone(),
+            platforms: platforms_of(&task.platforms)?,
+            options: Options {
+                endpoints: settings
+                    .plugin_endpoints()
+                    .into_iter()
+                    .map(|(registry, endpoints)| RegistryEndpoints {
+                        registry,
+                        endpoints,
+                    })
+                    .collect(),
+                insecure_registries: insecure,
+                concurrency: 0,
+                max_retries: 0,
+                chunk_size: None,
+                mount_from: Vec::new(),
+                copy_foreign_layers: false,
+                timeouts: None,
+            },
+            credentials: Vec::new(),
+        };
+        Ok((
+            request,
+            ImportAccess {
+                credentials,
+                own_registry,
+            },
+        ))
+    }
+}
+
+/// The registry part of a canonical reference.
+pub fn registry_of(canonical: &str) -> &str {
+    canonical.split('/').next().unwrap_or(canonical)
+}

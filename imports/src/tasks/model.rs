@@ -1,0 +1,192 @@
+//! An import task as the API shows it and the database keeps it: no secret in it, ever.
+
+use crate::contract::{self, BlobState, Phase, PluginError, Status, error_parts};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl TaskState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Queued => "queued",
+            TaskState::Running => "running",
+            TaskState::Succeeded => "succeeded",
+            TaskState::Failed => "failed",
+            TaskState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => TaskState::Queued,
+            "running" => TaskState::Running,
+            "succeeded" => TaskState::Succeeded,
+            "failed" => TaskState::Failed,
+            "cancelled" => TaskState::Cancelled,
+            _ => return None,
+        })
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            TaskState::Succeeded | TaskState::Failed | TaskState::Cancelled
+        )
+    }
+}
+
+/// One blob of a task, as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskBlob {
+    pub digest: String,
+    pub media_type: String,
+    pub size: u64,
+    pub bytes_done: u64,
+    /// pending, skipped, mounted, copying, done, foreign or failed.
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A typed error: `code` for programs, `message` (with its hint) for people.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskError {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: String,
+    pub project: String,
+    /// The source as the caller wrote it, and as it normalises.
+    pub source: String,
+    pub source_canonical: String,
+    /// The target inside this registry: `host/project/name:tag`.
+    pub target: String,
+    /// Platform filters (`os/arch[/variant]`); empty means every platform.
+    pub platforms: Vec<String>,
+    pub state: TaskState,
+    /// resolving, copying, pushing_manifests, done, failed or cancelled; null while
+    /// queued.
+    pub phase: Option<String>,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    pub blobs_done: u32,
+    pub blobs_total: u32,
+    pub blobs: Vec<TaskBlob>,
+    /// The digest written under the target tag.
+    pub digest: Option<String>,
+    /// The target as a digest reference, once done.
+    pub target_reference: Option<String>,
+    pub error: Option<TaskError>,
+    pub warnings: Vec<String>,
+    /// Whether the caller gave source credentials (which the task record never holds).
+    pub authenticated: bool,
+    pub created_by: String,
+    /// RFC 3339 timestamps.
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// How many times the task started running (restarts and retries count).
+    pub attempts: u32,
+}
+
+impl Task {
+    /// Takes in a status report of the plugin.
+    pub fn apply(&mut self, status: &Status) {
+        self.phase = Some(phase_name(status.phase).into());
+        self.bytes_done = status.bytes_done;
+        self.bytes_total = status.bytes_total;
+        self.blobs_done = status.blobs_done;
+        self.blobs_total = status.blobs_total;
+        self.blobs = status
+            .blobs
+            .iter()
+            .map(|b| {
+                let (state, error) = blob_state(&b.state);
+                TaskBlob {
+                    digest: b.digest.clone(),
+                    media_type: b.media_type.clone(),
+                    size: b.size,
+                    bytes_done: b.bytes_done,
+                    state: state.into(),
+                    error,
+                }
+            })
+            .collect();
+        self.digest.clone_from(&status.digest);
+        self.target_reference.clone_from(&status.target_reference);
+        self.warnings.clone_from(&status.warnings);
+        self.error = status.error.as_ref().map(task_error);
+    }
+}
+
+pub fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Resolving => "resolving",
+        Phase::Copying => "copying",
+        Phase::PushingManifests => "pushing_manifests",
+        Phase::Done => "done",
+        Phase::Failed => "failed",
+        Phase::Cancelled => "cancelled",
+    }
+}
+
+fn blob_state(state: &BlobState) -> (&'static str, Option<String>) {
+    match state {
+        BlobState::Pending => ("pending", None),
+        BlobState::Skipped => ("skipped", None),
+        BlobState::Mounted => ("mounted", None),
+        BlobState::Copying => ("copying", None),
+        BlobState::Done => ("done", None),
+        BlobState::Foreign => ("foreign", None),
+        BlobState::Failed(m) => ("failed", Some(m.clone())),
+    }
+}
+
+pub fn task_error(e: &PluginError) -> TaskError {
+    let (code, message) = error_parts(e);
+    TaskError {
+        code: code.into(),
+        message: message.into(),
+    }
+}
+
+/// A task that failed outside the plugin (a trap, a host error).
+pub fn host_error(message: String) -> TaskError {
+    TaskError {
+        code: "internal".into(),
+        message,
+    }
+}
+
+/// The plugin's view, for building requests.
+pub fn platforms_of(filters: &[String]) -> Result<Vec<contract::Platform>, String> {
+    filters
+        .iter()
+        .map(|f| {
+            let mut parts = f.split('/');
+            match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some(os), Some(arch), variant, None) if !os.is_empty() && !arch.is_empty() => {
+                    Ok(contract::Platform {
+                        os: os.into(),
+                        architecture: arch.into(),
+                        variant: variant.filter(|v| !v.is_empty()).map(str::to_owned),
+                    })
+                }
+                _ => Err(format!(
+                    "platform {f:?} is not os/arch[/variant], like linux/amd64 or linux/arm/v7"
+                )),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,120 @@
+//! Garbage collection: frees blobs nothing refers to, and upload sessions left behind.
+//!
+//! A blob is kept when any of these holds:
+//! - it is a manifest in some repository, or some manifest refers to it (config, layer,
+//!   child manifest) — in any repository, because blobs are shared between them;
+//! - it was written to the store less than the grace period ago;
+//! - some repository was linked to it less than the grace period ago.
+//!
+//! **Why a grace period.** A push uploads its blobs first and its manifest last. In
+//! between, which can be minutes for a large image, the blobs are referenced by nothing;
+//! a collector that ran then would delete them and the manifest push would fail. Young
+//! blobs and young links (an upload finishing renews the file, a mount renews the link)
+//! are therefore kept, and the grace period (an hour by default) only needs to be longer
+//! than the longest gap between a push's last blob and its manifest. The in-process sweep
+//! also holds the registry's collector lock, which every push takes while it checks and
+//! records references, so a manifest that refers to an old unreferenced blob cannot slip
+//! between the collector's check and its delete either.
+//!
+//! Upload sessions that have received nothing for `upload_max_age` (a week by default)
+//! are abandoned: their data and records are removed.
+//!
+//! The collector reads every referenced digest into memory (about 100 bytes each), fine
+//! for millions of blobs; a mark table in the database is the next step beyond that.
+
+use crate::options::GcOptions;
+use crate::state::Registry;
+use anyhow::Result;
+use hoist_common::clock::ms_of;
+use serde::Serialize;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What a collection did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct GcReport {
+    pub blobs_deleted: u64,
+    pub bytes_freed: u64,
+    /// Unreferenced blobs kept because they are younger than the grace period.
+    pub blobs_kept_young: u64,
+    pub uploads_deleted: u64,
+}
+
+/// Runs one collection over the registry's store and database.
+pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcReport> {
+    let mut report = GcReport::default();
+    let now = SystemTime::now();
+    let upload_cutoff = now
+        .checked_sub(options.upload_max_age)
+        .unwrap_or(UNIX_EPOCH);
+    let blob_cutoff = now.checked_sub(options.grace).unwrap_or(UNIX_EPOCH);
+
+    // Abandoned upload sessions: idle data, and records whose data is gone.
+    let (storage, metadata) = (registry.storage().clone(), registry.metadata().clone());
+    let sessions = tokio::task::spawn_blocking(move || -> Result<_> {
+        let on_disk = storage.list_uploads()?;
+        let orphans: Vec<String> = metadata
+            .uploads_started_before(ms_of(upload_cutoff))?
+            .into_iter()
+            .filter(|id| !on_disk.iter().any(|(d, _)| d == id))
+            .collect();
+        let idle: Vec<String> = on_disk
+            .into_iter()
+            .filter(|(_, modified)| *modified < upload_cutoff)
+            .map(|(id, _)| id)
+            .collect();
+        Ok((idle, orphans))
+    })
+    .await??;
+    let (idle, orphans) = sessions;
+    for id in idle.into_iter().chain(orphans) {
+        // The session's lock keeps a (very late) request on it from racing the delete.
+        let _lock = registry.lock_upload(&id).await;
+        let (storage, metadata) = (registry.storage().clone(), registry.metadata().clone());
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            storage.cancel_upload(&id)?;
+            metadata.end_upload(&id)?;
+            Ok(())
+        })
+        .await??;
+        report.uploads_deleted += 1;
+    }
+
+    // Blobs, under the collector lock.
+    let _exclusive = registry.gc_exclusive().await;
+    let (storage, metadata) = (registry.storage().clone(), registry.metadata().clone());
+    let swept = tokio::task::spawn_blocking(move || -> Result<GcReport> {
+        let mut report = GcReport::default();
+        let referenced = metadata.gc_referenced()?;
+        let recently_linked = metadata.gc_recently_linked(ms_of(blob_cutoff))?;
+        for digest in storage.list_blobs()? {
+            if referenced.contains(&digest) {
+                continue;
+            }
+            if recently_linked.contains(&digest) {
+                report.blobs_kept_young += 1;
+                continue;
+            }
+            match storage.blob_modified(&digest)? {
+                None => continue,
+                Some(modified) if modified >= blob_cutoff => {
+                    report.blobs_kept_young += 1;
+                    continue;
+                }
+                Some(_) => {}
+            }
+            let len = storage.blob_len(&digest)?.unwrap_or(0);
+            if storage.delete_blob(&digest)? {
+                report.blobs_deleted += 1;
+                report.bytes_freed += len;
+            }
+            metadata.forget_blob(&digest)?;
+        }
+        Ok(report)
+    })
+    .await??;
+    report.blobs_deleted = swept.blobs_deleted;
+    report.bytes_freed = swept.bytes_freed;
+    report.blobs_kept_young = swept.blobs_kept_young;
+    tracing::info!(?report, "garbage collection finished");
+    Ok(report)
+}

@@ -1,0 +1,493 @@
+//! What the registry keeps in the metadata database: repositories, manifests and the
+//! digests they refer to, tags, each repository's links to blobs, and upload sessions.
+//!
+//! Blob bytes live in [`crate::storage`]; these rows say which repository may see them.
+//! A blob is readable in a repository only through a link (made by an upload finishing
+//! there, or by a mount from a repository the caller can read), so a digest learnt from a
+//! private project cannot be pulled, or referenced from a manifest, in another project.
+//!
+//! Times that the garbage collector compares are integer milliseconds since the epoch.
+//! All SQL is plain enough for PostgreSQL too (`ON CONFLICT`, no SQLite-only functions),
+//! so another implementation can keep these method signatures.
+
+use super::Metadata;
+use crate::manifest::RefKind;
+use anyhow::Result;
+use hoist_common::clock::now_ms;
+use rusqlite::{OptionalExtension, params};
+use std::collections::HashSet;
+
+/// A tag as the web UI lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TagDetail {
+    pub repository: String,
+    pub tag: String,
+    pub digest: String,
+    pub media_type: String,
+    pub manifest_size: u64,
+    pub updated_ms: i64,
+    /// The canonical source an import copied the tag from; none for a push.
+    pub imported_from: Option<String>,
+    pub import_task: Option<String>,
+}
+
+/// A manifest stored in a repository.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestRecord {
+    pub repository: String,
+    pub digest: String,
+    pub media_type: String,
+    pub artifact_type: Option<String>,
+    /// The digest of the manifest this one refers to (`subject`), for referrers.
+    pub subject: Option<String>,
+    pub size: u64,
+    /// The manifest's `annotations` as JSON, for referrers.
+    pub annotations: Option<String>,
+    pub created_ms: i64,
+}
+
+fn manifest_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ManifestRecord> {
+    Ok(ManifestRecord {
+        repository: r.get(0)?,
+        digest: r.get(1)?,
+        media_type: r.get(2)?,
+        artifact_type: r.get(3)?,
+        subject: r.get(4)?,
+        size: r.get::<_, i64>(5)? as u64,
+        annotations: r.get(6)?,
+        created_ms: r.get(7)?,
+    })
+}
+
+const MANIFEST_COLUMNS: &str =
+    "repository, digest, media_type, artifact_type, subject, size, annotations, created_ms";
+
+/// Makes the repository's row if it has none. The project must exist.
+fn ensure_repository(tx: &rusqlite::Transaction<'_>, repository: &str) -> rusqlite::Result<()> {
+    let project = repository.split('/').next().unwrap_or(repository);
+    tx.execute(
+        "INSERT INTO repositories (name, project, created_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name) DO NOTHING",
+        params![repository, project, now_ms()],
+    )?;
+    Ok(())
+}
+
+impl Metadata {
+    // ---- repositories ----
+
+    pub fn repository_exists(&self, repository: &str) -> Result<bool> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM repositories WHERE name = ?1",
+                [repository],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// How many repositories a project holds.
+    pub fn repository_count(&self, project: &str) -> Result<u64> {
+        let n: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM repositories WHERE project = ?1",
+            [project],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    /// Repository names after `last`, in byte order, at most `limit`.
+    pub fn repositories(&self, last: Option<&str>, limit: u64) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT name FROM repositories WHERE name > ?1 ORDER BY name LIMIT ?2")?;
+        let rows = stmt.query_map(params![last.unwrap_or(""), limit as i64], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Repository names of a project, in byte order.
+    pub fn project_repositories(&self, project: &str) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT name FROM repositories WHERE project = ?1 ORDER BY name")?;
+        let rows = stmt.query_map([project], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    // ---- blob links ----
+
+    /// Lets `repository` see the blob (after an upload there or a mount into it). Linking
+    /// again refreshes the link's time, which the garbage collector's grace period reads.
+    pub fn link_blob(&self, repository: &str, digest: &str, size: u64) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        ensure_repository(&tx, repository)?;
+        tx.execute(
+            "INSERT INTO blob_links (repository, digest, size, linked_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (repository, digest) DO UPDATE SET linked_ms = excluded.linked_ms",
+            params![repository, digest, size as i64, now_ms()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Whether `repository` may see the blob.
+    pub fn blob_linked(&self, repository: &str, digest: &str) -> Result<bool> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM blob_links WHERE repository = ?1 AND digest = ?2",
+                [repository, digest],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// A repository of `project` that may see the blob, to mount it from.
+    pub fn repository_with_blob(&self, project: &str, digest: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT b.repository FROM blob_links b JOIN repositories r ON r.name = b.repository
+                 WHERE r.project = ?1 AND b.digest = ?2 LIMIT 1",
+                [project, digest],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    pub fn unlink_blob(&self, repository: &str, digest: &str) -> Result<bool> {
+        let n = self.conn().execute(
+            "DELETE FROM blob_links WHERE repository = ?1 AND digest = ?2",
+            [repository, digest],
+        )?;
+        Ok(n > 0)
+    }
+
+    // ---- upload sessions ----
+
+    /// Records which repository an upload session belongs to.
+    pub fn start_upload(&self, id: &str, repository: &str) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO uploads (id, repository, started_ms) VALUES (?1, ?2, ?3)",
+            params![id, repository, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// The repository an upload session belongs to.
+    pub fn upload_repository(&self, id: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT repository FROM uploads WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    pub fn end_upload(&self, id: &str) -> Result<()> {
+        self.conn()
+            .execute("DELETE FROM uploads WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    pub fn upload_count(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM uploads", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    /// Upload sessions started before `before_ms`.
+    pub fn uploads_started_before(&self, before_ms: i64) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT id FROM uploads WHERE started_ms < ?1")?;
+        let rows = stmt.query_map([before_ms], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    // ---- manifests and tags ----
+
+    /// Stores a manifest, what it refers to, and optionally a tag pointing at it, in one
+    /// transaction. Storing the same manifest again only moves the tag.
+    pub fn put_manifest(
+        &self,
+        record: &ManifestRecord,
+        refs: &[(String, RefKind)],
+        tag: Option<&str>,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        ensure_repository(&tx, &record.repository)?;
+        tx.execute(
+            "INSERT INTO manifests (repository, digest, media_type, artifact_type, subject, size,
+                                    annotations, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (repository, digest) DO NOTHING",
+            params![
+                record.repository,
+                record.digest,
+                record.media_type,
+                record.artifact_type,
+                record.subject,
+                record.size as i64,
+                record.annotations,
+                record.created_ms
+            ],
+        )?;
+        for (digest, kind) in refs {
+            tx.execute(
+                "INSERT INTO manifest_refs (repository, manifest, digest, kind)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                params![record.repository, record.digest, digest, kind.as_str()],
+            )?;
+        }
+        if let Some(tag) = tag {
+            tx.execute(
+                "INSERT INTO tags (repository, name, digest, updated_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (repository, name)
+                 DO UPDATE SET digest = excluded.digest, updated_ms = excluded.updated_ms,
+                               imported_from = NULL, import_task = NULL",
+                params![record.repository, tag, record.digest, now_ms()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn manifest(&self, repository: &str, digest: &str) -> Result<Option<ManifestRecord>> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!(
+                    "SELECT {MANIFEST_COLUMNS} FROM manifests WHERE repository = ?1 AND digest = ?2"
+                ),
+                [repository, digest],
+                manifest_row,
+            )
+            .optional()?)
+    }
+
+    /// The manifest a tag points at.
+    pub fn tagged_manifest(&self, repository: &str, tag: &str) -> Result<Option<ManifestRecord>> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!(
+                    "SELECT {} FROM manifests m JOIN tags t
+                     ON t.repository = m.repository AND t.digest = m.digest
+                     WHERE t.repository = ?1 AND t.name = ?2",
+                    MANIFEST_COLUMNS
+                        .split(", ")
+                        .map(|c| format!("m.{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                [repository, tag],
+                manifest_row,
+            )
+            .optional()?)
+    }
+
+    /// Deletes a manifest, its tags and its references.
+    pub fn delete_manifest(&self, repository: &str, digest: &str) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        // The foreign keys cascade too; deleting explicitly keeps this correct on a
+        // connection where they are off.
+        tx.execute(
+            "DELETE FROM tags WHERE repository = ?1 AND digest = ?2",
+            [repository, digest],
+        )?;
+        tx.execute(
+            "DELETE FROM manifest_refs WHERE repository = ?1 AND manifest = ?2",
+            [repository, digest],
+        )?;
+        let n = tx.execute(
+            "DELETE FROM manifests WHERE repository = ?1 AND digest = ?2",
+            [repository, digest],
+        )?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    pub fn delete_tag(&self, repository: &str, tag: &str) -> Result<bool> {
+        let n = self.conn().execute(
+            "DELETE FROM tags WHERE repository = ?1 AND name = ?2",
+            [repository, tag],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Notes that an import put `tag` on `digest` in `repository`, copied from
+    /// `source`, unless a push has moved the tag since.
+    pub fn record_tag_import(
+        &self,
+        repository: &str,
+        tag: &str,
+        digest: &str,
+        source: &str,
+        task: &str,
+    ) -> Result<()> {
+        self.conn().execute(
+            "UPDATE tags SET imported_from = ?4, import_task = ?5
+             WHERE repository = ?1 AND name = ?2 AND digest = ?3",
+            params![repository, tag, digest, source, task],
+        )?;
+        Ok(())
+    }
+
+    /// A project's tags with their manifests and where they came from, by repository
+    /// and newest first, at most `limit`.
+    pub fn project_tags(&self, project: &str, limit: u64) -> Result<Vec<TagDetail>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT t.repository, t.name, t.digest, m.media_type, m.size, t.updated_ms,
+                    t.imported_from, t.import_task
+             FROM tags t
+             JOIN manifests m ON m.repository = t.repository AND m.digest = t.digest
+             JOIN repositories r ON r.name = t.repository
+             WHERE r.project = ?1
+             ORDER BY t.repository, t.updated_ms DESC, t.name
+             LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![project, limit as i64], |r| {
+            Ok(TagDetail {
+                repository: r.get(0)?,
+                tag: r.get(1)?,
+                digest: r.get(2)?,
+                media_type: r.get(3)?,
+                manifest_size: r.get::<_, i64>(4)? as u64,
+                updated_ms: r.get(5)?,
+                imported_from: r.get(6)?,
+                import_task: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Tag names after `last`, in byte order, at most `limit`.
+    pub fn tags(&self, repository: &str, last: Option<&str>, limit: u64) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT name FROM tags WHERE repository = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![repository, last.unwrap_or(""), limit as i64], |r| {
+            r.get(0)
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Manifests in `repository` whose subject is `subject`, optionally of one artifact
+    /// type, oldest first.
+    pub fn referrers(
+        &self,
+        repository: &str,
+        subject: &str,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<ManifestRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {MANIFEST_COLUMNS} FROM manifests
+             WHERE repository = ?1 AND subject = ?2 AND (?3 IS NULL OR artifact_type = ?3)
+             ORDER BY created_ms, digest"
+        ))?;
+        let rows = stmt.query_map(params![repository, subject, artifact_type], manifest_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    // ---- garbage collection ----
+
+    /// Digests some manifest keeps alive: every manifest, and everything a manifest
+    /// refers to (in any repository: the store is shared).
+    pub fn gc_referenced(&self) -> Result<HashSet<String>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT digest FROM manifests UNION SELECT digest FROM manifest_refs")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Digests some repository was linked to at or after `since_ms`: an upload that
+    /// finished, or a mount, recently, which a manifest may be about to refer to.
+    pub fn gc_recently_linked(&self, since_ms: i64) -> Result<HashSet<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT digest FROM blob_links WHERE linked_ms >= ?1")?;
+        let rows = stmt.query_map([since_ms], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Forgets every link to a blob that was deleted from storage.
+    pub fn forget_blob(&self, digest: &str) -> Result<()> {
+        self.conn()
+            .execute("DELETE FROM blob_links WHERE digest = ?1", [digest])?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(repo: &str, digest: &str, subject: Option<&str>) -> ManifestRecord {
+        ManifestRecord {
+            repository: repo.into(),
+            digest: digest.into(),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            artifact_type: Some("application/x.test".into()),
+            subject: subject.map(Into::into),
+            size: 10,
+            annotations: None,
+            created_ms: now_ms(),
+        }
+    }
+
+    #[test]
+    fn deleting_a_project_removes_its_repositories_manifests_and_tags() {
+        let db = Metadata::in_memory().unwrap();
+        db.create_project("team", false).unwrap();
+        db.link_blob("team/app", "sha256:l", 3).unwrap();
+        db.put_manifest(
+            &record("team/app", "sha256:m", None),
+            &[("sha256:l".into(), RefKind::Layer)],
+            Some("v1"),
+        )
+        .unwrap();
+        db.put_manifest(&record("team/app", "sha256:s", Some("sha256:m")), &[], None)
+            .unwrap();
+        assert_eq!(db.repository_count("team").unwrap(), 1);
+        assert_eq!(db.tags("team/app", None, 10).unwrap(), vec!["v1"]);
+        assert_eq!(db.referrers("team/app", "sha256:m", None).unwrap().len(), 1);
+        assert!(db.gc_referenced().unwrap().contains("sha256:l"));
+        assert!(db.gc_recently_linked(0).unwrap().contains("sha256:l"));
+        assert!(db.gc_recently_linked(i64::MAX).unwrap().is_empty());
+        assert!(db.delete_project("team").unwrap());
+        assert_eq!(db.repository_count("team").unwrap(), 0);
+        assert!(db.tags("team/app", None, 10).unwrap().is_empty());
+        assert!(!db.blob_linked("team/app", "sha256:l").unwrap());
+        assert!(db.gc_referenced().unwrap().is_empty());
+        assert!(db.gc_recently_linked(0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn deleting_a_manifest_removes_its_tags_but_a_tag_delete_keeps_the_manifest() {
+        let db = Metadata::in_memory().unwrap();
+        db.create_project("team", false).unwrap();
+        db.put_manifest(&record("team/app", "sha256:m", None), &[], Some("a"))
+            .unwrap();
+        db.put_manifest(&record("team/app", "sha256:m", None), &[], Some("b"))
+            .unwrap();
+        assert!(db.delete_tag("team/app", "a").unwrap());
+        assert!(db.manifest("team/app", "sha256:m").unwrap().is_some());
+        assert_eq!(
+            db.tagged_manifest("team/app", "b").unwrap().unwrap().digest,
+            "sha256:m"
+        );
+        assert!(db.delete_manifest("team/app", "sha256:m").unwrap());
+        assert!(db.tagged_manifest("team/app", "b").unwrap().is_none());
+        assert!(!db.delete_manifest("team/app", "sha256:m").unwrap());
+    }
+}

@@ -1,0 +1,484 @@
+//! The filesystem driver: content-addressed blobs on local disk (DESIGN.md §4).
+//!
+//! Committed blobs live at `blobs/sha256/<2 hex>/<64 hex>`. Uploads are written under
+//! `uploads/<id>/data` and only become visible by a rename after their digest has been
+//! verified and their data fsynced, so a reader never sees a partial blob, and a crash
+//! leaves either nothing or the whole blob. Upload sessions are plain files, so they
+//! survive a restart of the host.
+
+use super::{BlobRead, CommitError, Storage};
+use sha2::{Digest as _, Sha256};
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+/// Appends are written to disk in pieces this large.
+const WRITE_CHUNK: usize = 256 << 10;
+
+/// Data an append leaves dirty in the page cache before it has the kernel start writing
+/// it out.
+const WRITEBACK_EVERY: u64 = 8 << 20;
+
+/// Has the kernel start writing `len` bytes of `file` from `offset` to disk, without
+/// waiting for it. Left alone, Linux begins writeback only once dirty pages reach a share
+/// of RAM, so a layer sits in the page cache while the network delivers it, the disk idles,
+/// and the commit's fsync then pays for the whole layer at once. Started early, the disk
+/// works while the bytes arrive and the fsync finds little left. A hint only: errors
+/// surface at the fsync.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd as _;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: the descriptor stays open while `file` is borrowed, and the call touches no
+    // memory of ours.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
+
+/// Blobs on the local file system.
+pub struct FsStorage {
+    root: PathBuf,
+    /// The running digest of each session this process wrote from its first byte, so that
+    /// a commit need not read the data again. After a restart, or when appends to one
+    /// session overlapped, there is none and the commit reads the file.
+    digests: Mutex<HashMap<String, RunningDigest>>,
+}
+
+struct RunningDigest {
+    /// The bytes hashed so far; the digest is used only when the file has exactly these.
+    len: u64,
+    hasher: Sha256,
+}
+
+impl FsStorage {
+    pub fn open(root: &Path) -> io::Result<Self> {
+        for dir in ["blobs/sha256", "uploads", "tmp"] {
+            fs::create_dir_all(root.join(dir))?;
+        }
+        Ok(Self {
+            root: root.to_owned(),
+            digests: Mutex::default(),
+        })
+    }
+
+    fn blob_path(&self, digest: &str) -> Option<PathBuf> {
+        let hex = digest_hex(digest)?;
+        Some(self.root.join("blobs/sha256").join(&hex[..2]).join(hex))
+    }
+
+    fn upload_dir(&self, id: &str) -> Option<PathBuf> {
+        // Ids are ours (hex); anything else could walk out of the folder.
+        (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| self.root.join("uploads").join(id))
+    }
+
+    /// Moves a verified, fsynced file to its blob path.
+    fn publish(&self, file: &Path, digest: &str) -> io::Result<()> {
+        let dest = self
+            .blob_path(digest)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad digest"))?;
+        let parent = dest.parent().expect("a blob path has a parent");
+        fs::create_dir_all(parent)?;
+        fs::rename(file, &dest)?;
+        File::open(parent)?.sync_all()
+    }
+}
+
+/// The 64 hex digits of a sha256 digest, if it is one.
+fn digest_hex(digest: &str) -> Option<&str> {
+    let hex = digest.strip_prefix("sha256:")?;
+    (hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))).then_some(hex)
+}
+
+fn sha256_file(path: &Path) -> io::Result<String> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(format!("sha256:{:x}", hasher.finalize()))
+}
+
+impl Storage for FsStorage {
+    fn blob_len(&self, digest: &str) -> io::Result<Option<u64>> {
+        let Some(path) = self.blob_path(digest) else {
+            return Ok(None);
+        };
+        match fs::metadata(path) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn open_blob(&self, digest: &str, offset: u64) -> io::Result<Option<BlobRead>> {
+        use std::io::{Seek as _, SeekFrom};
+        let Some(path) = self.blob_path(digest) else {
+            return Ok(None);
+        };
+        let mut file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let len = file.metadata()?.len();
+        if offset > 0 {
+            file.seek(SeekFrom::Start(offset))?;
+        }
+        Ok(Some(BlobRead {
+            len,
+            reader: Box::new(tokio::fs::File::from_std(file)),
+        }))
+    }
+
+    fn read_small(&self, digest: &str, limit: u64) -> io::Result<Option<Vec<u8>>> {
+        let Some(path) = self.blob_path(digest) else {
+            return Ok(None);
+        };
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if file.metadata()?.len() > limit {
+            return Ok(None);
+        }
+        let mut bytes = Vec::new();
+        file.take(limit).read_to_end(&mut bytes)?;
+        Ok(Some(bytes))
+    }
+
+    fn put_blob(&self, digest: &str, bytes: &[u8]) -> Result<(), CommitError> {
+        digest_hex(digest).ok_or(CommitError::InvalidDigest)?;
+        let computed = format!("sha256:{:x}", Sha256::digest(bytes));
+        if computed != digest {
+            return Err(CommitError::DigestMismatch { computed });
+        }
+        let tmp = self.root.join("tmp").join(hoist_common::random::id());
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        self.publish(&tmp, digest).inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })?;
+        Ok(())
+    }
+
+    fn delete_blob(&self, digest: &str) -> io::Result<bool> {
+        let Some(path) = self.blob_path(digest) else {
+            return Ok(false);
+        };
+        match fs::remove_file(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn list_blobs(&self) -> io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for prefix in fs::read_dir(self.root.join("blobs/sha256"))? {
+            for blob in fs::read_dir(prefix?.path())? {
+                let name = blob?.file_name().to_string_lossy().into_owned();
+                let digest = format!("sha256:{name}");
+                if digest_hex(&digest).is_some() {
+                    out.push(digest);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn blob_modified(&self, digest: &str) -> io::Result<Option<SystemTime>> {
+        let Some(path) = self.blob_path(digest) else {
+            return Ok(None);
+        };
+        match fs::metadata(path) {
+            Ok(m) => Ok(Some(m.modified()?)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn start_upload(&self) -> io::Result<String> {
+        let id = hoist_common::random::id();
+        let dir = self.root.join("uploads").join(&id);
+        fs::create_dir(&dir)?;
+        File::create(dir.join("data"))?;
+        Ok(id)
+    }
+
+    fn upload_len(&self, id: &str) -> io::Result<Option<u64>> {
+        let Some(dir) = self.upload_dir(id) else {
+            return Ok(None);
+        };
+        match fs::metadata(dir.join("data")) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn append(&self, id: &str, data: &mut dyn Read) -> io::Result<u64> {
+        let dir = self
+            .upload_dir(id)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "unknown upload"))?;
+        let mut file = OpenOptions::new().append(true).open(dir.join("data"))?;
+        let start = file.metadata()?.len();
+        // Taken out while this append runs: an overlapping one finds none and gives up
+        // hashing, and the lengths then disagree at commit.
+        let taken = self.digests.lock().unwrap().remove(id);
+        let mut running = taken.filter(|r| r.len == start).or_else(|| {
+            (start == 0).then(|| RunningDigest {
+                len: 0,
+                hasher: Sha256::new(),
+            })
+        });
+        let (mut end, mut clean_to) = (start, start);
+        let mut write_out = |bytes: &[u8], running: &mut Option<RunningDigest>| {
+            file.write_all(bytes).inspect_err(|_| *running = None)?;
+            end += bytes.len() as u64;
+            if end - clean_to >= WRITEBACK_EVERY {
+                start_writeback(&file, clean_to, end - clean_to);
+                clean_to = end;
+            }
+            if let Some(r) = running {
+                r.hasher.update(bytes);
+                r.len += bytes.len() as u64;
+            }
+            io::Result::Ok(())
+        };
+        // Request bodies arrive in small frames; gathering them makes few large writes.
+        let mut buf = vec![0u8; WRITE_CHUNK];
+        let mut filled = 0;
+        let read = loop {
+            match data.read(&mut buf[filled..]) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    filled += n;
+                    if filled == buf.len() {
+                        write_out(&buf, &mut running)?;
+                        filled = 0;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        // What arrived before a broken body is kept, for the client to resume after it.
+        write_out(&buf[..filled], &mut running)?;
+        if let Some(r) = running {
+            self.digests.lock().unwrap().insert(id.to_owned(), r);
+        }
+        read?;
+        Ok(file.metadata()?.len())
+    }
+
+    fn commit(&self, id: &str, digest: &str) -> Result<u64, CommitError> {
+        digest_hex(digest).ok_or(CommitError::InvalidDigest)?;
+        let dir = self.upload_dir(id).ok_or(CommitError::UnknownUpload)?;
+        let data = dir.join("data");
+        if !data.exists() {
+            return Err(CommitError::UnknownUpload);
+        }
+        let len = fs::metadata(&data)?.len();
+        let running = self.digests.lock().unwrap().remove(id);
+        let computed = match running {
+            Some(r) if r.len == len => format!("sha256:{:x}", r.hasher.finalize()),
+            _ => sha256_file(&data)?,
+        };
+        if computed != digest {
+            // The session stays, so the client can see its state or cancel it; the data
+            // never becomes a blob.
+            return Err(CommitError::DigestMismatch { computed });
+        }
+        let file = File::open(&data)?;
+        file.sync_all()?;
+        let len = file.metadata()?.len();
+        drop(file);
+        self.publish(&data, digest)?;
+        fs::remove_dir_all(&dir)?;
+        Ok(len)
+    }
+
+    fn cancel_upload(&self, id: &str) -> io::Result<bool> {
+        let Some(dir) = self.upload_dir(id) else {
+            return Ok(false);
+        };
+        self.digests.lock().unwrap().remove(id);
+        match fs::remove_dir_all(dir) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn list_uploads(&self) -> io::Result<Vec<(String, SystemTime)>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(self.root.join("uploads"))? {
+            let entry = entry?;
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let Some(dir) = self.upload_dir(&id) else {
+                continue;
+            };
+            // The data file's time is the last append; a session whose data file is
+            // gone (a crash between creating the folder and the file) counts by its
+            // folder.
+            let modified = match fs::metadata(dir.join("data")) {
+                Ok(m) => m.modified()?,
+                Err(_) => entry.metadata()?.modified()?,
+            };
+            out.push((id, modified));
+        }
+        Ok(out)
+    }
+
+    fn probe(&self) -> io::Result<()> {
+        let path = self
+            .root
+            .join("tmp")
+            .join(format!("probe-{}", hoist_common::random::id()));
+        let mut file = File::create(&path)?;
+        let written = file.write_all(b"ok").and_then(|()| file.sync_all());
+        drop(file);
+        let removed = fs::remove_file(&path);
+        written.and(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha(bytes: &[u8]) -> String {
+        format!("sha256:{:x}", Sha256::digest(bytes))
+    }
+
+    #[test]
+    fn an_upload_is_invisible_until_committed_with_the_right_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStorage::open(dir.path()).unwrap();
+        let data = b"hello, registry".repeat(1000);
+        let digest = sha(&data);
+        let id = store.start_upload().unwrap();
+        store.append(&id, &mut &data[..7000]).unwrap();
+        assert_eq!(
+            store.blob_len(&digest).unwrap(),
+            None,
+            "partial data is not a blob"
+        );
+        assert_eq!(
+            store.append(&id, &mut &data[7000..]).unwrap(),
+            data.len() as u64
+        );
+
+        let wrong = sha(b"something else");
+        assert!(matches!(
+            store.commit(&id, &wrong),
+            Err(CommitError::DigestMismatch { computed }) if computed == digest
+        ));
+        assert_eq!(
+            store.blob_len(&wrong).unwrap(),
+            None,
+            "nothing stored under a wrong digest"
+        );
+
+        assert_eq!(store.commit(&id, &digest).unwrap(), data.len() as u64);
+        assert_eq!(store.read_small(&digest, 1 << 20).unwrap().unwrap(), data);
+        assert_eq!(store.upload_len(&id).unwrap(), None, "the session is gone");
+        assert_eq!(store.list_blobs().unwrap(), vec![digest]);
+    }
+
+    /// Gives `first`, then fails, as a request body that breaks off does.
+    struct BreaksOff<'a>(&'a [u8]);
+
+    impl Read for BreaksOff<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(io::Error::other("connection reset"));
+            }
+            let n = buf.len().min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_body_that_breaks_off_keeps_what_arrived_and_the_digest_stays_right() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStorage::open(dir.path()).unwrap();
+        // Larger than one write chunk, so that both the full and the partial writes run.
+        let data: Vec<u8> = (0..WRITE_CHUNK * 2 + 12345)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let cut = WRITE_CHUNK + 777;
+        let id = store.start_upload().unwrap();
+        assert!(store.append(&id, &mut BreaksOff(&data[..cut])).is_err());
+        assert_eq!(store.upload_len(&id).unwrap(), Some(cut as u64));
+        store.append(&id, &mut &data[cut..]).unwrap();
+        assert!(matches!(
+            store.commit(&id, &sha(b"other")),
+            Err(CommitError::DigestMismatch { computed }) if computed == sha(&data)
+        ));
+        // The mismatch used up the running digest; this commit reads the file again.
+        assert_eq!(store.commit(&id, &sha(&data)).unwrap(), data.len() as u64);
+    }
+
+    #[test]
+    fn upload_sessions_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = {
+            let store = FsStorage::open(dir.path()).unwrap();
+            let id = store.start_upload().unwrap();
+            store.append(&id, &mut &b"first half "[..]).unwrap();
+            id
+        };
+        let store = FsStorage::open(dir.path()).unwrap();
+        assert_eq!(store.upload_len(&id).unwrap(), Some(11));
+        store.append(&id, &mut &b"second half"[..]).unwrap();
+        let digest = sha(b"first half second half");
+        store.commit(&id, &digest).unwrap();
+        assert_eq!(store.blob_len(&digest).unwrap(), Some(22));
+    }
+
+    #[test]
+    fn small_blobs_are_checked_and_ids_cannot_escape() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStorage::open(dir.path()).unwrap();
+        assert!(matches!(
+            store.put_blob(&sha(b"a"), b"b"),
+            Err(CommitError::DigestMismatch { .. })
+        ));
+        assert!(matches!(
+            store.put_blob("md5:00", b"a"),
+            Err(CommitError::InvalidDigest)
+        ));
+        store.put_blob(&sha(b"a"), b"a").unwrap();
+        assert!(store.delete_blob(&sha(b"a")).unwrap());
+        assert!(!store.delete_blob(&sha(b"a")).unwrap());
+        assert_eq!(store.upload_len("../../etc").unwrap(), None);
+        assert!(matches!(
+            store.commit("../x", &sha(b"a")),
+            Err(CommitError::UnknownUpload)
+        ));
+        let id = store.start_upload().unwrap();
+        assert!(store.cancel_upload(&id).unwrap());
+        assert_eq!(store.upload_len(&id).unwrap(), None);
+    }
+}
