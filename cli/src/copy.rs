@@ -157,6 +157,7 @@ pub fn prepare(
         copy_foreign_layers: false,
         timeouts: Default::default(),
         credentials: resolved.credentials,
+        host_credentials: Vec::new(),
         dry_run: options.dry_run,
     };
     Ok((spec, resolved.sides))

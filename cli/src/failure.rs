@@ -36,7 +36,7 @@ impl Failure {
 
     pub fn exit_code(&self) -> u8 {
         match self.code {
-            "usage" | "invalid_reference" => exit::USAGE,
+            "usage" | "invalid_input" => exit::USAGE,
             "unauthorized" => exit::AUTH,
             "not_found" => exit::NOT_FOUND,
             "denied_by_policy" => exit::POLICY,
@@ -48,7 +48,7 @@ impl Failure {
     /// The first word of the line: the class, as scripts match it.
     fn prefix(&self) -> &'static str {
         match self.code {
-            "usage" | "invalid_reference" => "usage",
+            "usage" | "invalid_input" => "usage",
             "unauthorized" => "unauthorized",
             "not_found" => "not found",
             "rate_limited" => "rate limited",
@@ -106,9 +106,10 @@ pub fn from_import(e: ImportError, sides: &[Side]) -> Failure {
     let code = e.code();
     let message = e.message().to_owned();
     match e {
-        ImportError::InvalidReference(_) => Failure {
+        // The field leads the message here: an error line has no other place for it.
+        ImportError::InvalidInput(input) => Failure {
             code,
-            message,
+            message: input.to_string(),
             hint: Some("see --help for the reference format and the options".into()),
         },
         ImportError::Unauthorized(_) => unauthorized(message, sides),
@@ -302,7 +303,11 @@ mod tests {
     #[test]
     fn every_class_is_one_line_with_its_own_prefix_and_code() {
         let cases = [
-            (ImportError::InvalidReference("x".into()), "usage: ", 2),
+            (
+                ImportError::invalid(hoist_plugin::progress::Field::Source, "x"),
+                "usage: source: x",
+                2,
+            ),
             (ImportError::Unauthorized("a b".into()), "unauthorized: ", 3),
             (ImportError::NotFound("x\nmore".into()), "not found: ", 4),
             (ImportError::Network("x".into()), "network: ", 5),

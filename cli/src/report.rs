@@ -295,6 +295,7 @@ pub fn state_name(state: &BlobState) -> &'static str {
         BlobState::Done => "done",
         BlobState::Foreign => "foreign",
         BlobState::Failed(_) => "failed",
+        BlobState::Cancelled => "cancelled",
     }
 }
 

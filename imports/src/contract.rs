@@ -12,22 +12,28 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use exports::hoist::plugin::reference::{ImageReference, TargetName};
+pub use exports::hoist::plugin::reference::{ImageReference, ImportNames};
 pub use hoist::plugin::types::{
-    BlobProgress, BlobState, Credential, Error as PluginError, ImportRequest, Options, Phase,
-    Platform, RegistryEndpoints, Status, Timeouts,
+    BlobProgress, BlobState, Credential, Error as PluginError, ImportRequest, InvalidInput,
+    Options, Phase, Platform, RegistryEndpoints, RequestField, Status, TargetName, Timeouts,
 };
 
 /// The WIT package the host speaks. A plugin must export its interfaces at a version
 /// that is semver-compatible with this one.
 pub const WIT_PACKAGE: &str = "hoist:plugin";
-pub const WIT_VERSION: (u64, u64, u64) = (0, 1, 0);
+pub const WIT_VERSION: (u64, u64, u64) = (0, 2, 0);
 
 /// The machine-readable code and the human message of a plugin error, as the API, the
-/// task records and the logs name them.
+/// task records and the logs name them. An invalid reference (the source, the target
+/// and their parts, the project) is `invalid_reference`; another invalid input (the
+/// platforms, an option) is `invalid_request`.
 pub fn error_parts(e: &PluginError) -> (&'static str, &str) {
     match e {
-        PluginError::InvalidReference(m) => ("invalid_reference", m),
+        PluginError::InvalidInput(InvalidInput {
+            field: Some(RequestField::Platforms | RequestField::Options),
+            message,
+        }) => ("invalid_request", message),
+        PluginError::InvalidInput(i) => ("invalid_reference", &i.message),
         PluginError::Unauthorized(m) => ("unauthorized", m),
         PluginError::NotFound(m) => ("not_found", m),
         PluginError::RateLimited(m) => ("rate_limited", m),

@@ -10,7 +10,7 @@ use crate::boundary::credentials::{Credentials, HostCredential};
 use crate::boundary::own_registry::OwnRegistryRoute;
 use crate::compiled::{compile, compile_cached};
 use crate::contract::{
-    ImageReference, ImportRequest, Phase, PluginError, PluginPre, Status, TargetName,
+    ImageReference, ImportNames, ImportRequest, Phase, PluginError, PluginPre, Status,
     check_contract_version,
 };
 use anyhow::{Context, Result};
@@ -206,19 +206,28 @@ impl PluginRuntime {
             .context("the plugin failed while parsing a reference")
     }
 
-    /// The default target of `source` inside `project`, with optional overrides.
-    pub async fn default_target(
+    /// Parses `source` and names its target inside `project` of `target_registry`, with
+    /// optional overrides: one parse for everything an import request needs.
+    pub async fn name_import(
         &self,
         project: &str,
         source: &str,
         target_image: Option<&str>,
         target_tag: Option<&str>,
-    ) -> Result<Result<TargetName, PluginError>> {
+        target_registry: &str,
+    ) -> Result<Result<ImportNames, PluginError>> {
         let mut store = self.store(ImportAccess::default());
         let plugin = self.pre.instantiate_async(&mut store).await?;
         plugin
             .hoist_plugin_reference()
-            .call_default_target(&mut store, project, source, target_image, target_tag)
+            .call_name_import(
+                &mut store,
+                project,
+                source,
+                target_image,
+                target_tag,
+                target_registry,
+            )
             .await
             .map_err(anyhow::Error::from)
             .context("the plugin failed while naming a target")

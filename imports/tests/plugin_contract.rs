@@ -2,7 +2,7 @@
 //! not understand, and getting the same answers from the wasm build as from native code.
 
 use hoist_imports::boundary::client::Clients;
-use hoist_imports::contract::PluginError;
+use hoist_imports::contract::{InvalidInput, PluginError, RequestField};
 use hoist_imports::{BUILTIN, PluginRuntime};
 use hoist_plugin::reference::Reference;
 use serde::Deserialize;
@@ -54,8 +54,9 @@ async fn the_wasm_build_parses_like_the_native_build() {
                 assert_eq!(wasm.familiar, native.familiar(), "{}", case.input);
                 assert_eq!(wasm.canonical, native.canonical(), "{}", case.input);
             }
-            (Err(native), Err(PluginError::InvalidReference(message))) => {
-                assert_eq!(message, native.to_string(), "{}", case.input);
+            (Err(native), Err(PluginError::InvalidInput(input))) => {
+                assert_eq!(input.message, native.to_string(), "{}", case.input);
+                assert_eq!(input.field, Some(RequestField::Source), "{}", case.input);
             }
             (native, wasm) => panic!("{}: native {native:?}, wasm {wasm:?}", case.input),
         }
@@ -74,7 +75,7 @@ async fn parse_normalises_and_names_the_wrong_part() {
         .await
         .unwrap()
         .unwrap_err();
-    let PluginError::InvalidReference(message) = err else {
+    let PluginError::InvalidInput(InvalidInput { message, .. }) = err else {
         panic!("wrong error case: {err:?}");
     };
     assert!(
@@ -84,24 +85,36 @@ async fn parse_normalises_and_names_the_wrong_part() {
 }
 
 #[tokio::test]
-async fn default_target_runs_in_the_plugin() {
+async fn one_call_parses_the_source_and_names_the_target_with_the_field_at_fault() {
     let plugin = builtin();
-    let target = plugin
-        .default_target("web", "ghcr.io/owner/repo:v1.0.0", None, None)
+    let names = plugin
+        .name_import("web", "ghcr.io/owner/repo:v1.0.0", None, None, "reg:5000")
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(target.repository, "web/repo");
-    assert_eq!(target.tag.as_deref(), Some("v1.0.0"));
-    let err = plugin
-        .default_target("web", "nginx", None, Some("-bad"))
-        .await
-        .unwrap()
-        .unwrap_err();
-    assert!(
-        matches!(&err, PluginError::InvalidReference(m) if m.starts_with("target_tag:")),
-        "{err:?}"
-    );
+    assert_eq!(names.source.canonical, "ghcr.io/owner/repo:v1.0.0");
+    assert_eq!(names.target.repository, "web/repo");
+    assert_eq!(names.target.tag.as_deref(), Some("v1.0.0"));
+    assert_eq!(names.target_reference, "reg:5000/web/repo:v1.0.0");
+    for (image, tag, field) in [
+        (None, Some("-bad"), RequestField::TargetTag),
+        (Some("Up"), None, RequestField::TargetImage),
+    ] {
+        let err = plugin
+            .name_import("web", "nginx", image, tag, "reg")
+            .await
+            .unwrap()
+            .unwrap_err();
+        let PluginError::InvalidInput(input) = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(input.field, Some(field), "{err:?}");
+        assert!(
+            !input.message.starts_with("target"),
+            "the message does not carry the field as a prefix: {}",
+            input.message
+        );
+    }
 }
 
 /// A component that exports the contract's interface names at another version.
@@ -117,11 +130,18 @@ fn component_exporting(name: &str) -> Vec<u8> {
 
 #[test]
 fn a_plugin_of_an_unknown_contract_version_is_refused() {
-    let bytes = component_exporting("hoist:plugin/reference@0.2.0");
-    let err = from_bytes(&bytes).err().expect("0.2.0 must be refused");
-    let message = format!("{err:#}");
-    assert!(message.contains("hoist:plugin@0.2.0"), "{message}");
-    assert!(message.contains("hoist:plugin@0.1.x"), "{message}");
+    for old_or_new in ["0.1.0", "0.3.0"] {
+        let bytes = component_exporting(&format!("hoist:plugin/reference@{old_or_new}"));
+        let err = from_bytes(&bytes)
+            .err()
+            .unwrap_or_else(|| panic!("{old_or_new} must be refused"));
+        let message = format!("{err:#}");
+        assert!(
+            message.contains(&format!("hoist:plugin@{old_or_new}")),
+            "{message}"
+        );
+        assert!(message.contains("hoist:plugin@0.2.x"), "{message}");
+    }
 
     let bytes = component_exporting("hoist:plugin/reference@1.0.0");
     assert!(from_bytes(&bytes).is_err());
@@ -162,7 +182,7 @@ fn the_plugin_imports_only_wasi_0_2() {
         );
         // The contract's `types` interface holds only types; exports that use them make
         // it a type-only import, which needs nothing from a host.
-        if name == "hoist:plugin/types@0.1.0" {
+        if name == "hoist:plugin/types@0.2.0" {
             continue;
         }
         let version = name.rsplit_once('@').map(|(_, v)| v).unwrap_or("");

@@ -3,9 +3,9 @@
 use crate::copy::{Import, ImportSpec};
 use crate::http::Timeouts;
 use crate::manifest::PlatformFilter;
-use crate::progress::{self, ImportError};
+use crate::progress::{self, ImportError, InvalidInput};
 use crate::reference::Reference;
-use crate::target::{self, TargetError};
+use crate::target;
 use std::cell::RefCell;
 
 wit_bindgen::generate!({
@@ -14,44 +14,70 @@ wit_bindgen::generate!({
 });
 
 use exports::hoist::plugin::importer::{self, ImportRequest, Status};
-use exports::hoist::plugin::reference::{Guest as ReferenceGuest, ImageReference, TargetName};
-use hoist::plugin::types::Error;
+use exports::hoist::plugin::reference::{Guest as ReferenceGuest, ImageReference, ImportNames};
 use hoist::plugin::types::{BlobProgress, BlobState, Phase};
+use hoist::plugin::types::{Error, RequestField, TargetName};
 
 struct Plugin;
 
 impl ReferenceGuest for Plugin {
     fn parse(input: String) -> Result<ImageReference, Error> {
-        let parsed =
-            Reference::parse(&input).map_err(|e| Error::InvalidReference(e.to_string()))?;
-        Ok(ImageReference {
-            registry: parsed.registry().to_owned(),
-            repository: parsed.repository().to_owned(),
-            tag: parsed.tag().map(str::to_owned),
-            digest: parsed.digest().map(str::to_owned),
-            familiar: parsed.familiar(),
-            canonical: parsed.canonical(),
-        })
+        let parsed = Reference::parse(&input).map_err(|e| {
+            to_wit_invalid(InvalidInput::new(progress::Field::Source, e.to_string()))
+        })?;
+        Ok(image_reference(&parsed))
     }
 
-    fn default_target(
+    fn name_import(
         project: String,
         source: String,
         target_image: Option<String>,
         target_tag: Option<String>,
-    ) -> Result<TargetName, Error> {
-        target::default_target(
+        target_registry: String,
+    ) -> Result<ImportNames, Error> {
+        let names = target::name_import(
             &project,
             &source,
             target_image.as_deref(),
             target_tag.as_deref(),
+            &target_registry,
         )
-        .map(|t| TargetName {
-            repository: t.repository,
-            tag: t.tag,
+        .map_err(|e| to_wit_invalid(e.into()))?;
+        Ok(ImportNames {
+            source: image_reference(&names.source),
+            target: TargetName {
+                repository: names.target.repository,
+                tag: names.target.tag,
+            },
+            target_reference: names.target_reference,
         })
-        .map_err(|e: TargetError| Error::InvalidReference(e.to_string()))
     }
+}
+
+fn image_reference(parsed: &Reference) -> ImageReference {
+    ImageReference {
+        registry: parsed.registry().to_owned(),
+        repository: parsed.repository().to_owned(),
+        tag: parsed.tag().map(str::to_owned),
+        digest: parsed.digest().map(str::to_owned),
+        familiar: parsed.familiar(),
+        canonical: parsed.canonical(),
+    }
+}
+
+fn to_wit_invalid(input: InvalidInput) -> Error {
+    Error::InvalidInput(hoist::plugin::types::InvalidInput {
+        field: input.field.map(|f| match f {
+            progress::Field::Project => RequestField::Project,
+            progress::Field::Source => RequestField::Source,
+            progress::Field::Target => RequestField::Target,
+            progress::Field::TargetImage => RequestField::TargetImage,
+            progress::Field::TargetTag => RequestField::TargetTag,
+            progress::Field::Platforms => RequestField::Platforms,
+            progress::Field::Options => RequestField::Options,
+        }),
+        message: input.message,
+    })
 }
 
 /// The import task: the engine's `Import` behind the WIT resource.
@@ -116,13 +142,14 @@ fn import_spec(r: ImportRequest) -> Result<ImportSpec, ImportError> {
             .into_iter()
             .map(|c| (c.registry, c.username, c.password))
             .collect(),
+        host_credentials: o.host_credentials,
         dry_run: false,
     })
 }
 
 fn to_wit_error(e: ImportError) -> Error {
     match e {
-        ImportError::InvalidReference(m) => Error::InvalidReference(m),
+        ImportError::InvalidInput(input) => to_wit_invalid(input),
         ImportError::Unauthorized(m) => Error::Unauthorized(m),
         ImportError::NotFound(m) => Error::NotFound(m),
         ImportError::RateLimited(m) => Error::RateLimited(m),
@@ -165,6 +192,7 @@ fn to_wit_status(s: progress::Status) -> Status {
                     progress::BlobState::Done => BlobState::Done,
                     progress::BlobState::Foreign => BlobState::Foreign,
                     progress::BlobState::Failed(m) => BlobState::Failed(m),
+                    progress::BlobState::Cancelled => BlobState::Cancelled,
                 },
             })
             .collect(),

@@ -5,7 +5,7 @@
 use crate::executor::{Executor, now};
 use crate::http::{BodyStream, HttpError, Response, SpliceError, Timeouts, Upload};
 use crate::manifest::{self, Filtered, Parsed, PlatformFilter};
-use crate::progress::{BlobProgress, BlobState, ImportError, ManifestInfo, Phase, Status};
+use crate::progress::{BlobProgress, BlobState, Field, ImportError, ManifestInfo, Phase, Status};
 use crate::reference::Reference;
 use crate::registry::{Client, Settings, Started};
 use crate::retry;
@@ -37,6 +37,8 @@ pub struct ImportSpec {
     pub copy_foreign_layers: bool,
     pub timeouts: Timeouts,
     pub credentials: Vec<(String, String, String)>,
+    /// Registries whose credentials the host adds at its HTTP boundary.
+    pub host_credentials: Vec<String>,
     /// Resolve and report the plan, but write nothing.
     pub dry_run: bool,
 }
@@ -68,12 +70,13 @@ impl Import {
     /// reference or option is invalid.
     pub fn start(spec: ImportSpec) -> Result<Self, ImportError> {
         let source = Reference::parse(&spec.source)
-            .map_err(|e| ImportError::InvalidReference(format!("source: {e}")))?;
+            .map_err(|e| ImportError::invalid(Field::Source, e.to_string()))?;
         let target = Reference::parse(&spec.target)
-            .map_err(|e| ImportError::InvalidReference(format!("target: {e}")))?;
+            .map_err(|e| ImportError::invalid(Field::Target, e.to_string()))?;
         if target.tag().is_none() && target.digest().is_none() {
-            return Err(ImportError::InvalidReference(
-                "target: name a tag or a digest".into(),
+            return Err(ImportError::invalid(
+                Field::Target,
+                "name a tag or a digest",
             ));
         }
         let settings = Settings::new(
@@ -82,10 +85,12 @@ impl Import {
             &spec.credentials,
             spec.max_retries,
             spec.timeouts,
-        )?;
+        )?
+        .with_host_credentials(&spec.host_credentials);
         if spec.chunk_size == Some(0) {
-            return Err(ImportError::InvalidReference(
-                "chunk size must be more than 0 bytes".into(),
+            return Err(ImportError::invalid(
+                Field::Options,
+                "the chunk size must be more than 0 bytes",
             ));
         }
         let concurrency = match spec.concurrency {
@@ -166,7 +171,7 @@ impl Import {
         status.error = Some(ImportError::Cancelled("the import was cancelled".into()));
         for blob in &mut status.blobs {
             if !blob.state.is_settled() {
-                blob.state = BlobState::Failed("cancelled".into());
+                blob.state = BlobState::Cancelled;
             }
         }
     }
@@ -283,10 +288,13 @@ impl Job {
         if let Some(want) = self.target.digest()
             && want != top_digest
         {
-            return Err(ImportError::InvalidReference(format!(
-                "target: it names the digest {want}, but the image to push has the digest \
-                 {top_digest}; name the target by tag, or by the digest it will have"
-            )));
+            return Err(ImportError::invalid(
+                Field::Target,
+                format!(
+                    "it names the digest {want}, but the image to push has the digest \
+                     {top_digest}; name the target by tag, or by the digest it will have"
+                ),
+            ));
         }
         let blobs = self.plan_blobs(&descriptors);
         pushes.push(top);

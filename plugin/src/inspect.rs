@@ -5,7 +5,7 @@
 use crate::executor::Executor;
 use crate::http::Timeouts;
 use crate::manifest::{self, Parsed};
-use crate::progress::ImportError;
+use crate::progress::{Field, ImportError};
 use crate::reference::Reference;
 use crate::registry::{Client, Settings};
 use std::cell::RefCell;
@@ -82,7 +82,7 @@ where
     F: Future<Output = Result<T, ImportError>> + 'static,
 {
     let reference = Reference::parse(&spec.reference)
-        .map_err(|e| ImportError::InvalidReference(e.to_string()))?;
+        .map_err(|e| ImportError::invalid(Field::Source, e.to_string()))?;
     let settings = Settings::new(
         &spec.endpoints,
         &spec.insecure,

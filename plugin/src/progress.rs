@@ -4,10 +4,63 @@
 
 use std::fmt;
 
+/// Which part of a request an invalid input is about (WIT `request-field`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    Project,
+    Source,
+    Target,
+    TargetImage,
+    TargetTag,
+    Platforms,
+    Options,
+}
+
+impl Field {
+    /// The field as a person reads it in an error line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Project => "project",
+            Field::Source => "source",
+            Field::Target => "target",
+            Field::TargetImage => "target image",
+            Field::TargetTag => "target tag",
+            Field::Platforms => "platforms",
+            Field::Options => "options",
+        }
+    }
+}
+
+/// An input that is not valid (WIT `invalid-input`): the field at fault, and what is
+/// wrong with it. The message does not repeat the field's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidInput {
+    pub field: Option<Field>,
+    pub message: String,
+}
+
+impl InvalidInput {
+    pub fn new(field: Field, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for InvalidInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.field {
+            Some(field) => write!(f, "{}: {}", field.name(), self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
 /// Every failure a caller can act on (WIT `error`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImportError {
-    InvalidReference(String),
+    InvalidInput(InvalidInput),
     Unauthorized(String),
     NotFound(String),
     RateLimited(String),
@@ -23,7 +76,7 @@ impl ImportError {
     /// A short, stable name for the class of error, as APIs and logs use it.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidReference(_) => "invalid_reference",
+            Self::InvalidInput(_) => "invalid_input",
             Self::Unauthorized(_) => "unauthorized",
             Self::NotFound(_) => "not_found",
             Self::RateLimited(_) => "rate_limited",
@@ -38,8 +91,8 @@ impl ImportError {
 
     pub fn message(&self) -> &str {
         match self {
-            Self::InvalidReference(m)
-            | Self::Unauthorized(m)
+            Self::InvalidInput(i) => &i.message,
+            Self::Unauthorized(m)
             | Self::NotFound(m)
             | Self::RateLimited(m)
             | Self::DigestMismatch(m)
@@ -54,11 +107,21 @@ impl ImportError {
 
 impl fmt::Display for ImportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code().replace('_', " "), self.message())
+        match self {
+            Self::InvalidInput(input) => write!(f, "invalid input: {input}"),
+            _ => write!(f, "{}: {}", self.code().replace('_', " "), self.message()),
+        }
     }
 }
 
 impl std::error::Error for ImportError {}
+
+impl ImportError {
+    /// An invalid input about `field`.
+    pub fn invalid(field: Field, message: impl Into<String>) -> Self {
+        Self::InvalidInput(InvalidInput::new(field, message))
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -85,6 +148,8 @@ pub enum BlobState {
     Done,
     Foreign,
     Failed(String),
+    /// The import was cancelled before this blob was settled.
+    Cancelled,
 }
 
 impl BlobState {
@@ -160,7 +225,10 @@ impl Status {
     pub fn blobs_done(&self) -> u32 {
         self.blobs
             .iter()
-            .filter(|b| b.state.is_settled() && !matches!(b.state, BlobState::Failed(_)))
+            .filter(|b| {
+                b.state.is_settled()
+                    && !matches!(b.state, BlobState::Failed(_) | BlobState::Cancelled)
+            })
             .count() as u32
     }
 

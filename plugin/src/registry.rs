@@ -6,7 +6,7 @@ use crate::auth::{self, Challenge, TokenResponse};
 use crate::executor::{now, sleep};
 use crate::http::{self, HttpError, Request, Response, Timeouts, Upload};
 use crate::manifest;
-use crate::progress::ImportError;
+use crate::progress::{Field, ImportError};
 use crate::reference;
 use crate::retry;
 use crate::url::Url;
@@ -31,6 +31,9 @@ pub struct Settings {
     pub credentials: HashMap<String, (String, String)>,
     pub max_retries: u32,
     pub timeouts: Timeouts,
+    /// Registries whose credentials the host adds on its side of `wasi:http`: a 401 there
+    /// means they were refused, although this client holds none.
+    pub host_credentials: HashSet<String>,
 }
 
 impl Settings {
@@ -51,7 +54,10 @@ impl Settings {
                 .map(|u| Url::parse(u.trim_end_matches('/')))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| {
-                    ImportError::InvalidReference(format!("endpoint for {registry}: {e}"))
+                    ImportError::invalid(
+                        Field::Options,
+                        format!("the endpoint for {registry}: {e}"),
+                    )
                 })?;
             parsed_endpoints.insert(registry.clone(), parsed);
         }
@@ -68,7 +74,19 @@ impl Settings {
                 max_retries
             },
             timeouts,
+            host_credentials: HashSet::new(),
         })
+    }
+
+    /// Marks the registries whose credentials the host adds.
+    pub fn with_host_credentials(mut self, registries: &[String]) -> Self {
+        self.host_credentials = registries.iter().cloned().collect();
+        self
+    }
+
+    /// Whether credentials for `registry` exist, here or in the host.
+    fn has_credentials(&self, registry: &str) -> bool {
+        self.credentials.contains_key(registry) || self.host_credentials.contains(registry)
     }
 }
 
@@ -402,7 +420,7 @@ impl Client {
             response.discard().await;
             return Err(unauthorized(
                 registry,
-                self.settings.credentials.contains_key(registry),
+                self.settings.has_credentials(registry),
             ));
         }
         if status != 200 {
@@ -444,7 +462,7 @@ impl Client {
             .unwrap_or_default();
         let code = detail.as_ref().map(|(c, _)| c.as_str()).unwrap_or("");
         match status {
-            401 => unauthorized(registry, self.settings.credentials.contains_key(registry)),
+            401 => unauthorized(registry, self.settings.has_credentials(registry)),
             403 => ImportError::Unauthorized(format!(
                 "{registry} denied access to {what}{suffix}; the credentials lack the rights"
             )),

@@ -2,6 +2,7 @@
 //! last path component of the source inside the chosen project (`docker.io/library/nginx`
 //! into project `web` is `web/nginx`), and the tag to the source's tag.
 
+use crate::progress::{Field, InvalidInput};
 use crate::reference::{NAME_MAX, Reference, ReferenceError, check_path_component, check_tag};
 
 /// A repository and tag inside the target registry.
@@ -13,27 +14,6 @@ pub struct TargetName {
     pub tag: Option<String>,
 }
 
-/// Which input a target-naming error is about, so an API can report it per field.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Field {
-    Project,
-    Source,
-    TargetImage,
-    TargetTag,
-}
-
-impl Field {
-    /// The field's name in the seed's import API.
-    pub fn api_name(self) -> &'static str {
-        match self {
-            Field::Project => "project",
-            Field::Source => "source_url",
-            Field::TargetImage => "target_image",
-            Field::TargetTag => "target_tag",
-        }
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetError {
     pub field: Field,
@@ -42,34 +22,80 @@ pub struct TargetError {
 
 impl std::fmt::Display for TargetError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.field.api_name(), self.message)
+        write!(f, "{}: {}", self.field.name(), self.message)
     }
 }
 
-impl std::error::Error for TargetError {}
+impl From<TargetError> for InvalidInput {
+    fn from(e: TargetError) -> Self {
+        InvalidInput::new(e.field, e.message)
+    }
+}
 
-/// The default target of `source` in `project`, with the caller's overrides checked by the
-/// same grammar as references.
-pub fn default_target(
+/// An import's source and target, named in one parse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportNames {
+    pub source: Reference,
+    pub target: TargetName,
+    /// The target fully qualified: `<registry>/<repository>:<tag>`, or `@<digest>` when
+    /// the source was named by digest only.
+    pub target_reference: String,
+}
+
+/// Parses `source` and names its target inside `project` of `target_registry`, with the
+/// caller's overrides: all a host needs to accept an import, from one parse.
+pub fn name_import(
     project: &str,
     source: &str,
     target_image: Option<&str>,
     target_tag: Option<&str>,
+    target_registry: &str,
+) -> Result<ImportNames, TargetError> {
+    check_project(project)?;
+    let parsed = Reference::parse(source).map_err(|e: ReferenceError| TargetError {
+        field: Field::Source,
+        message: e.to_string(),
+    })?;
+    let target = target_of(project, &parsed, target_image, target_tag)?;
+    let target_reference = match (&target.tag, parsed.digest()) {
+        (Some(tag), _) => format!("{target_registry}/{}:{tag}", target.repository),
+        (None, Some(digest)) => format!("{target_registry}/{}@{digest}", target.repository),
+        // A parsed reference without a digest always has a tag (`latest` by default).
+        (None, None) => {
+            return Err(TargetError {
+                field: Field::TargetTag,
+                message: "the source has neither tag nor digest; name a target tag".into(),
+            });
+        }
+    };
+    Ok(ImportNames {
+        source: parsed,
+        target,
+        target_reference,
+    })
+}
+
+impl std::error::Error for TargetError {}
+
+fn check_project(project: &str) -> Result<(), TargetError> {
+    check_path_component(project).map_err(|why| TargetError {
+        field: Field::Project,
+        message: if project.is_empty() {
+            "the project name is empty".into()
+        } else {
+            format!("the project name {project:?} {why}")
+        },
+    })
+}
+
+/// The target of the parsed `source` in `project`, with the caller's overrides.
+fn target_of(
+    project: &str,
+    source: &Reference,
+    target_image: Option<&str>,
+    target_tag: Option<&str>,
 ) -> Result<TargetName, TargetError> {
     let fail = |field, message: String| TargetError { field, message };
-    check_path_component(project).map_err(|why| {
-        fail(
-            Field::Project,
-            if project.is_empty() {
-                "the project name is empty".into()
-            } else {
-                format!("the project name {project:?} {why}")
-            },
-        )
-    })?;
-    let source =
-        Reference::parse(source).map_err(|e: ReferenceError| fail(Field::Source, e.to_string()))?;
-
     let image = match target_image {
         Some(image) => {
             if image.is_empty() {

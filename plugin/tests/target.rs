@@ -1,6 +1,17 @@
 //! The seed's target naming rule: `<project>/<last path component>`, the source's tag.
 
-use hoist_plugin::target::{Field, TargetName, default_target};
+use hoist_plugin::progress::Field;
+use hoist_plugin::target::{TargetError, TargetName, name_import};
+
+/// The target of `source` in `project`, as a host names it.
+fn default_target(
+    project: &str,
+    source: &str,
+    image: Option<&str>,
+    tag: Option<&str>,
+) -> Result<TargetName, TargetError> {
+    name_import(project, source, image, tag, "registry.example").map(|n| n.target)
+}
 
 fn name(repository: &str, tag: Option<&str>) -> TargetName {
     TargetName {
@@ -121,4 +132,17 @@ fn each_bad_field_is_named() {
     let err = default_target("web", "nginx", Some(&long), None).unwrap_err();
     assert_eq!(err.field, Field::TargetImage);
     assert!(err.message.contains("at most 255"), "{err}");
+}
+
+#[test]
+fn the_target_reference_is_fully_qualified_and_by_digest_for_a_digest_source() {
+    let names = name_import("web", "ghcr.io/owner/repo:v1", None, None, "reg:5000").unwrap();
+    assert_eq!(names.target_reference, "reg:5000/web/repo:v1");
+    assert_eq!(names.source.canonical(), "ghcr.io/owner/repo:v1");
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let names = name_import("web", &format!("nginx@{digest}"), None, None, "reg").unwrap();
+    assert_eq!(names.target_reference, format!("reg/web/nginx@{digest}"));
+    assert_eq!(names.target.tag, None);
+    let pinned = name_import("web", &format!("nginx@{digest}"), None, Some("v1"), "reg");
+    assert_eq!(pinned.unwrap().target_reference, "reg/web/nginx:v1");
 }

@@ -145,6 +145,7 @@ pub fn request(source: &str, target: &str, insecure: &[&str]) -> ImportRequest {
             mount_from: Vec::new(),
             copy_foreign_layers: false,
             timeouts: None,
+            host_credentials: Vec::new(),
         },
         credentials: Vec::new(),
     }

@@ -2,7 +2,7 @@
 //! wasmtime, and skopeo checks the result.
 
 use hoist_imports::contract::{
-    BlobState, ImportRequest, Phase, Platform, PluginError, Status, Timeouts,
+    BlobState, ImportRequest, Phase, Platform, PluginError, RequestField, Status, Timeouts,
 };
 use hoist_tests::fake_registry::{self, FakeRegistry, Fault};
 use hoist_tests::fault_proxy::{FaultProxy, ProxyFault};
@@ -428,7 +428,10 @@ fn a_missing_tag_is_not_found_and_a_bad_reference_fails_before_any_request() {
         &[&fake.host()],
     ));
     assert!(
-        matches!(&status.error, Some(PluginError::InvalidReference(m)) if m.contains("target")),
+        matches!(
+            &status.error,
+            Some(PluginError::InvalidInput(i)) if i.field == Some(RequestField::Target)
+        ),
         "{:?}",
         status.error
     );
@@ -835,7 +838,10 @@ fn a_target_digest_that_the_copy_would_not_produce_is_refused_up_front() {
     ));
     assert_eq!(status.phase, Phase::Failed);
     match &status.error {
-        Some(PluginError::InvalidReference(m)) => assert!(m.contains(&wrong), "{m}"),
+        Some(PluginError::InvalidInput(i)) => {
+            assert_eq!(i.field, Some(RequestField::Target));
+            assert!(i.message.contains(&wrong), "{}", i.message);
+        }
         other => panic!("expected an invalid-reference error, got {other:?}"),
     }
     assert!(

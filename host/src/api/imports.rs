@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use hoist_common::clock::now_rfc3339;
-use hoist_imports::contract::{PluginError, error_parts};
+use hoist_imports::contract::{PluginError, RequestField, error_parts};
 use hoist_imports::tasks::model::{Task, TaskState, platforms_of};
 use hoist_imports::tasks::{SourceAuth, Submitted};
 use hoist_registry::Action;
@@ -79,41 +79,24 @@ async fn prepare(
         ));
     }
     let source = body.source_url.trim();
-    let parsed = match state.plugin.parse(source).await? {
-        Ok(r) => r,
-        Err(e) => return Err(plugin_field_error(&e, "source_url")),
-    };
-    let target = match state
+    let names = state
         .plugin
-        .default_target(
+        .name_import(
             project,
             source,
             body.target_image.as_deref().filter(|s| !s.is_empty()),
             body.target_tag.as_deref().filter(|s| !s.is_empty()),
+            &state.external_host,
         )
         .await?
-    {
-        Ok(t) => t,
-        Err(e) => return Err(plugin_field_error(&e, "target_image")),
-    };
+        .map_err(|e| plugin_field_error(&e))?;
     platforms_of(&body.platforms).map_err(|m| ApiError::bad_request("platforms", m))?;
-    let host = state.external_host.clone();
-    let target = match (&target.tag, &parsed.digest) {
-        (Some(tag), _) => format!("{host}/{}:{tag}", target.repository),
-        (None, Some(digest)) => format!("{host}/{}@{digest}", target.repository),
-        (None, None) => {
-            return Err(ApiError::bad_request(
-                "target_tag",
-                "the source has neither tag nor digest; name a target_tag",
-            ));
-        }
-    };
     Ok(Task {
         id: hoist_common::random::id(),
         project: project.to_owned(),
         source: source.to_owned(),
-        source_canonical: parsed.canonical,
-        target,
+        source_canonical: names.source.canonical,
+        target: names.target_reference,
         platforms: body.platforms.clone(),
         state: TaskState::Queued,
         phase: None,
@@ -135,19 +118,22 @@ async fn prepare(
     })
 }
 
-/// A plugin's refusal of an input, as a 400 naming the field. Target-naming errors
-/// start with the field they are about (`target_tag: …`).
-fn plugin_field_error(e: &PluginError, default_field: &str) -> ApiError {
+/// A plugin's refusal of an input, as a 400 naming the field the plugin named.
+fn plugin_field_error(e: &PluginError) -> ApiError {
     let (code, message) = error_parts(e);
-    let field = ["source_url", "target_image", "target_tag", "project"]
-        .into_iter()
-        .find(|f| message.starts_with(&format!("{f}:")))
-        .unwrap_or(default_field);
-    let mut error = ApiError::new(StatusCode::BAD_REQUEST, code, message).field(field);
-    if code != "invalid_reference" {
-        error.status = StatusCode::BAD_GATEWAY;
-    }
-    error
+    let PluginError::InvalidInput(input) = e else {
+        // Naming a target needs no network; any other error is the plugin's fault.
+        return ApiError::internal(format!("the plugin failed to name a target: {message}"));
+    };
+    let field = match input.field {
+        Some(RequestField::Project) => "project",
+        Some(RequestField::TargetImage) => "target_image",
+        Some(RequestField::TargetTag) => "target_tag",
+        Some(RequestField::Platforms) => "platforms",
+        Some(RequestField::Options) => "options",
+        Some(RequestField::Source | RequestField::Target) | None => "source_url",
+    };
+    ApiError::new(StatusCode::BAD_REQUEST, code, message).field(field)
 }
 
 pub async fn import(

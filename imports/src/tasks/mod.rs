@@ -458,6 +458,9 @@ impl TaskRunner {
         let settings = &self.inner.config.registries;
         let registry = registry_of(&task.source_canonical);
         let mut credentials = Vec::new();
+        // The registries whose credentials are added at the boundary, so that the plugin
+        // reads a 401 from them as refused credentials.
+        let mut host_credentials = Vec::new();
         if task.authenticated {
             let sealed = sealed
                 .ok_or("the source credentials of this task are gone; retry it with credentials")?;
@@ -471,6 +474,7 @@ impl TaskRunner {
                 username: auth.username,
                 password: Secret::new(auth.password),
             });
+            host_credentials.push(registry.to_owned());
         }
         let mut insecure = settings.insecure();
         let external = self.inner.config.target.as_ref();
@@ -478,7 +482,10 @@ impl TaskRunner {
             if target.plain_http {
                 insecure.push(target.authority.clone());
             }
-            credentials.extend(target.credential.clone());
+            if let Some(credential) = &target.credential {
+                credentials.push(credential.clone());
+                host_credentials.push(target.authority.clone());
+            }
         }
         let own_registry = self
             .inner
@@ -519,6 +526,7 @@ impl TaskRunner {
                 mount_from: Vec::new(),
                 copy_foreign_layers: false,
                 timeouts: None,
+                host_credentials,
             },
             credentials: Vec::new(),
         };

@@ -150,6 +150,7 @@ fn blob_state(state: &BlobState) -> (&'static str, Option<String>) {
         BlobState::Done => ("done", None),
         BlobState::Foreign => ("foreign", None),
         BlobState::Failed(m) => ("failed", Some(m.clone())),
+        BlobState::Cancelled => ("cancelled", None),
     }
 }
 
