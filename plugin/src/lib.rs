@@ -1,13 +1,14 @@
 //! Hoist's import engine. Compiled to `wasm32-wasip2`, it is a component that exports the
 //! `hoist:plugin` contract in `wit/`; compiled natively, its pure parts (reference parsing,
-//! target naming, auth challenges, manifests, retries) are tested with `cargo test`, and the
-//! CLI links it.
+//! target naming, auth challenges, manifests, retries, sync tag selection) are tested with
+//! `cargo test`, and the CLI links it.
 
 pub mod auth;
 pub mod manifest;
 pub mod progress;
 pub mod reference;
 pub mod retry;
+pub mod select;
 pub mod target;
 pub mod url;
 
