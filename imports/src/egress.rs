@@ -119,13 +119,41 @@ impl EgressPolicy {
     }
 }
 
-/// IPv4 addresses written as IPv6 (`::ffff:10.0.0.1`) are the IPv4 address they name.
+/// The IPv4 address an IPv6 address names on the same host: IPv4-mapped (`::ffff:a.b.c.d`)
+/// and IPv4-compatible (`::a.b.c.d`, deprecated but still dialled by some stacks). A
+/// connection to either reaches that IPv4 address itself, so it is judged, and allowed,
+/// as that address.
+fn same_host_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    if ip.is_unspecified() || ip.is_loopback() {
+        return None;
+    }
+    ip.to_ipv4()
+}
+
+/// The IPv4 address a translation or tunnel scheme embeds in an IPv6 address: NAT64
+/// (`64:ff9b::/96`, and the local-use `64:ff9b:1::/48`), 6to4 (`2002::/16`) and SIIT. Traffic
+/// to such an address reaches that IPv4 address through a gateway, so a non-public one
+/// is refused as that address's class. They are never allowed through an IPv4 network
+/// of `allowed_networks`: a gateway, not this host, decides where they go.
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    match s {
+        [0x0064, 0xff9b, 0, 0, 0, 0, hi, lo] | [0x0064, 0xff9b, 0x0001, _, _, _, hi, lo] => {
+            Some(v4(hi, lo))
+        }
+        [0x2002, hi, lo, ..] => Some(v4(hi, lo)),
+        // IPv4-translated (SIIT, `::ffff:0:a.b.c.d`).
+        [0, 0, 0, 0, 0xffff, 0, hi, lo] => Some(v4(hi, lo)),
+        _ => None,
+    }
+}
+
+/// What an address is for the policy: IPv4 addresses written as IPv6 on the same host
+/// are the IPv4 address.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(v6),
-        },
+        IpAddr::V6(v6) => same_host_v4(v6).map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     }
 }
@@ -166,31 +194,28 @@ fn classify_v4(ip: Ipv4Addr) -> Option<Refused> {
 }
 
 fn classify_v6(ip: Ipv6Addr) -> Option<Refused> {
-    let first = ip.segments()[0];
+    let s = ip.segments();
     if ip.is_unspecified() {
         Some(Refused::Unspecified)
     } else if ip.is_loopback() {
         Some(Refused::Loopback)
-    } else if ip == "fd00:ec2::254".parse::<Ipv6Addr>().expect("a literal") {
+    } else if ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
         Some(Refused::Metadata)
-    } else if first & 0xfe00 == 0xfc00 {
-        // Unique local addresses: IPv6's private networks.
+    } else if let Some(v4) = embedded_v4(ip) {
+        classify_v4(v4)
+    } else if s[0] & 0xfe00 == 0xfc00 || s[0] & 0xffc0 == 0xfec0 {
+        // Unique local addresses, and the deprecated site-local ones: private networks.
         Some(Refused::Private)
-    } else if first & 0xffc0 == 0xfe80 {
+    } else if s[0] & 0xffc0 == 0xfe80 {
         Some(Refused::LinkLocal)
     } else if ip.is_multicast() {
         Some(Refused::Multicast)
-    } else if first == 0x2001 && ip.segments()[1] == 0x0db8 {
+    } else if (s[0] == 0x2001 && matches!(s[1], 0x0db8 | 0))
+        || (s[0] == 0x0100 && s[1..4] == [0, 0, 0])
+    {
+        // Documentation, Teredo (whose embedded client address is obfuscated) and the
+        // discard prefix.
         Some(Refused::Reserved)
-    } else if first == 0x0064 && ip.segments()[1] == 0xff9b {
-        // NAT64 embeds an IPv4 address; judge that one.
-        let s = ip.segments();
-        classify_v4(Ipv4Addr::new(
-            (s[6] >> 8) as u8,
-            s[6] as u8,
-            (s[7] >> 8) as u8,
-            s[7] as u8,
-        ))
     } else {
         None
     }
@@ -219,7 +244,32 @@ mod tests {
         assert_eq!(class("0.0.0.0"), Some(Refused::Unspecified));
         assert_eq!(class("::"), Some(Refused::Unspecified));
         assert_eq!(class("::ffff:10.0.0.1"), Some(Refused::Private), "mapped");
+        assert_eq!(
+            class("0:0:0:0:0:ffff:7f00:2"),
+            Some(Refused::Loopback),
+            "mapped, long"
+        );
+        assert_eq!(class("::127.0.0.1"), Some(Refused::Loopback), "compatible");
+        assert_eq!(class("::ffff:169.254.169.254"), Some(Refused::Metadata));
         assert_eq!(class("64:ff9b::7f00:1"), Some(Refused::Loopback), "NAT64");
+        assert_eq!(
+            class("64:ff9b:1::a00:1"),
+            Some(Refused::Private),
+            "local NAT64"
+        );
+        assert_eq!(class("2002:a9fe:a9fe::1"), Some(Refused::Metadata), "6to4");
+        assert_eq!(class("2002:0808:0808::1"), None, "6to4 of a public address");
+        assert_eq!(
+            class("2001:0:4136:e378::1"),
+            Some(Refused::Reserved),
+            "Teredo"
+        );
+        assert_eq!(class("fec0::1"), Some(Refused::Private), "site-local");
+        assert_eq!(
+            class("::ffff:0:a00:1"),
+            Some(Refused::Private),
+            "IPv4-translated"
+        );
         assert_eq!(class("224.0.0.1"), Some(Refused::Multicast));
         assert_eq!(class("8.8.8.8"), None);
         assert_eq!(class("100.128.0.1"), None, "just outside CGNAT");
@@ -256,6 +306,12 @@ mod tests {
         };
         assert!(policy.check("127.0.0.1".parse().unwrap()).is_ok());
         assert!(policy.check("::ffff:127.0.0.1".parse().unwrap()).is_ok());
+        assert!(policy.check("::127.0.0.1".parse().unwrap()).is_ok());
+        assert_eq!(
+            policy.check("2002:7f00:1::".parse().unwrap()),
+            Err(Refused::Loopback),
+            "a 6to4 gateway is not this host, whatever it embeds"
+        );
         assert!(policy.check("10.20.3.4".parse().unwrap()).is_ok());
         assert_eq!(
             policy.check("10.21.0.1".parse().unwrap()),

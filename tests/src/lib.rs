@@ -176,10 +176,15 @@ pub fn with_credentials(
 
 /// Runs an import through the compiled plugin under wasmtime, to its end.
 pub fn run_import(req: &ImportRequest) -> Status {
+    run_import_with(plugin(), req)
+}
+
+/// [`run_import`] with a runtime of the caller's (another network, say).
+pub fn run_import_with(runtime: &PluginRuntime, req: &ImportRequest) -> Status {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(plugin().import(req, |_| true))
+    rt.block_on(runtime.import(req, |_| true))
         .expect("the plugin runs without trapping")
 }

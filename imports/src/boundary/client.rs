@@ -1,12 +1,11 @@
 //! The pooled HTTP client that carries the plugin's requests: keep-alive connections
-//! per origin, DNS answers filtered by the egress policy, and TLS with the system's
-//! usual roots plus the extra CAs the configuration names per registry.
+//! per origin, every dialled address checked by the egress policy, and TLS with the
+//! system's usual roots plus the extra CAs the configuration names per registry.
 
 use crate::egress::{EgressPolicy, Refused};
+use http::Uri;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::connect::dns::Name;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -14,6 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::net::TcpStream;
 use wasmtime_wasi_http::WasiBody;
 
 /// Why the policy stopped a connection: the host, the address and its class.
@@ -39,15 +39,21 @@ impl std::fmt::Display for PolicyDenied {
 
 impl std::error::Error for PolicyDenied {}
 
-/// Resolves names with the system resolver and keeps only the addresses the policy
-/// allows; the connector then connects to those and no others.
+/// Dials the plugin's connections, and the one place where the egress policy is applied:
+/// every address it is about to connect to, whether it came from DNS or was written
+/// literally in the URL (IPv4, IPv6 with or without a port, mapped or embedded forms), is
+/// checked first, and only allowed addresses are dialled. Redirects, token realms,
+/// mirrors and the external target all arrive here as new connections. Checking the
+/// address dialled, not a name, leaves no window for a DNS answer that changes between
+/// the check and the connection (rebinding).
 #[derive(Clone)]
-pub struct PolicyResolver {
+pub struct PolicyConnector {
     policy: Arc<EgressPolicy>,
+    connect_timeout: Duration,
 }
 
-impl tower_service::Service<Name> for PolicyResolver {
-    type Response = std::vec::IntoIter<SocketAddr>;
+impl tower_service::Service<Uri> for PolicyConnector {
+    type Response = TokioIo<TcpStream>;
     type Error = std::io::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
@@ -55,43 +61,73 @@ impl tower_service::Service<Name> for PolicyResolver {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, name: Name) -> Self::Future {
-        let policy = self.policy.clone();
-        Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let answers: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if policy.trusts(&host) {
-                return Ok(answers.into_iter());
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { this.dial(&uri).await })
+    }
+}
+
+impl PolicyConnector {
+    async fn dial(&self, uri: &Uri) -> std::io::Result<TokioIo<TcpStream>> {
+        let invalid =
+            |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_owned());
+        let host = uri.host().ok_or_else(|| invalid("the URL has no host"))?;
+        // `Uri::host` keeps an IPv6 literal's brackets.
+        let bare = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let port = uri
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
+        let candidates: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, port)],
+            Err(_) => tokio::net::lookup_host((bare, port)).await?.collect(),
+        };
+        let trusted = self.policy.trusts(bare);
+        let (mut refused, mut failed) = (None, None);
+        for address in candidates {
+            if !trusted && let Err(class) = self.policy.check(address.ip()) {
+                refused.get_or_insert(PolicyDenied {
+                    host: host.to_owned(),
+                    ip: address.ip(),
+                    class,
+                });
+                continue;
             }
-            let mut refused = None;
-            let allowed: Vec<SocketAddr> = answers
-                .into_iter()
-                .filter(|a| match policy.check(a.ip()) {
-                    Ok(()) => true,
-                    Err(class) => {
-                        refused.get_or_insert(PolicyDenied {
-                            host: host.clone(),
-                            ip: a.ip(),
-                            class,
-                        });
-                        false
-                    }
-                })
-                .collect();
-            match (allowed.is_empty(), refused) {
-                (true, Some(denied)) => Err(std::io::Error::new(
-                    std::io::ErrorKind::PermissionDenied,
-                    denied,
-                )),
-                _ => Ok(allowed.into_iter()),
+            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(address)).await {
+                Ok(Ok(stream)) => {
+                    stream.set_nodelay(true)?;
+                    return Ok(TokioIo::new(stream));
+                }
+                Ok(Err(e)) => failed = Some(e),
+                Err(_) => {
+                    failed = Some(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("connecting to {address} timed out"),
+                    ));
+                }
             }
+        }
+        // An allowed address that could not be reached says more than a refused one.
+        Err(match (failed, refused) {
+            (Some(e), _) => e,
+            (None, Some(denied)) => {
+                std::io::Error::new(std::io::ErrorKind::PermissionDenied, denied)
+            }
+            (None, None) => std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{host} has no address"),
+            ),
         })
     }
 }
 
-pub type PooledClient =
-    Client<hyper_rustls::HttpsConnector<HttpConnector<PolicyResolver>>, WasiBody>;
+pub type PooledClient = Client<hyper_rustls::HttpsConnector<PolicyConnector>, WasiBody>;
 
 /// One pooled client per TLS trust setting: the default roots, and each registry that
 /// has extra CAs of its own.
@@ -99,7 +135,6 @@ pub type PooledClient =
 pub struct Clients {
     default: PooledClient,
     per_host: Arc<HashMap<String, PooledClient>>,
-    policy: Arc<EgressPolicy>,
 }
 
 impl Clients {
@@ -122,7 +157,6 @@ impl Clients {
         Ok(Self {
             default,
             per_host: Arc::new(per_host),
-            policy,
         })
     }
 
@@ -136,33 +170,18 @@ impl Clients {
         .expect("the default TLS configuration builds")
     }
 
-    /// The client for `authority` (`host[:port]`).
+    /// The client for `authority` (`host[:port]`): the one with that registry's extra CAs,
+    /// named with or without its port, else the default.
     pub fn for_authority(&self, authority: &str) -> &PooledClient {
         let authority = authority.to_ascii_lowercase();
         let host = authority
-            .rsplit_once(':')
-            .filter(|(h, p)| !h.ends_with(']') || !p.is_empty())
-            .map_or(authority.as_str(), |(h, _)| h);
+            .parse::<http::uri::Authority>()
+            .map(|a| a.host().to_owned())
+            .unwrap_or_else(|_| authority.clone());
         self.per_host
             .get(&authority)
-            .or_else(|| self.per_host.get(host))
+            .or_else(|| self.per_host.get(&host))
             .unwrap_or(&self.default)
-    }
-
-    /// Checks an address written literally in a URL, which skips the resolver.
-    pub fn check_literal(&self, host: &str) -> Result<(), PolicyDenied> {
-        if self.policy.trusts(host) {
-            return Ok(());
-        }
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        match bare.parse::<IpAddr>() {
-            Ok(ip) => self.policy.check(ip).map_err(|class| PolicyDenied {
-                host: host.to_owned(),
-                ip,
-                class,
-            }),
-            Err(_) => Ok(()),
-        }
     }
 }
 
@@ -198,17 +217,15 @@ fn build(
     .map_err(|e| e.to_string())?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let mut http = HttpConnector::new_with_resolver(PolicyResolver {
+    let dial = PolicyConnector {
         policy: policy.clone(),
-    });
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(connect_timeout));
-    http.set_nodelay(true);
+        connect_timeout,
+    };
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http);
+        .wrap_connector(dial);
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(16)

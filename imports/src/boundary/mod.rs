@@ -87,15 +87,6 @@ impl WasiHttpHooks for ImportNet {
             let own = own.clone();
             return Box::new(async move { Ok((own.send(url, request).await?, done())) });
         }
-        let host = url
-            .authority
-            .rsplit_once(':')
-            .map_or(url.authority.as_str(), |(h, _)| h);
-        if let Err(denied) = self.clients.check_literal(host) {
-            tracing::warn!(%denied, "an import was refused by the egress policy");
-            self.denials.lock().push(denied);
-            return Box::new(async { Err(Error::DestinationIpProhibited) });
-        }
         if !request.headers().contains_key(http::header::AUTHORIZATION)
             && let Some(value) = self.credentials.authorization_for(&url)
         {
