@@ -6,7 +6,7 @@
 //! each): the same wall time within noise (2.0–2.2 s), with a third less guest CPU, so the
 //! splice stays.
 
-use crate::executor::{wait_any, wait_for};
+use crate::executor::{slice_over, wait_any, wait_for, yield_now};
 use crate::url::Url;
 use std::time::Duration;
 use wasi::clocks::monotonic_clock;
@@ -73,8 +73,14 @@ impl Timeouts {
     }
 }
 
-/// The most a single splice call is asked to move.
+/// The most a single splice call is asked to move. Hosts move less per call (wasmtime one
+/// frame, at most 1 MiB; Node's shim 16 KiB), so one splice is short, and it bounds how far
+/// an `advance` runs past its budget: the copy loop looks at the clock after each one.
 const SPLICE_CHUNK: u64 = 4 << 20;
+
+/// Bytes a transfer moves before it lets the other transfers have their turn, when its
+/// streams never make it wait.
+const TURN_BYTES: u64 = SPLICE_CHUNK;
 
 #[derive(Debug, Clone)]
 pub enum HttpError {
@@ -422,6 +428,14 @@ impl Upload {
         };
         let idle_secs = self.idle.as_secs_f32();
         let mut done = 0;
+        // Bytes moved since this loop last gave control back. When both streams are always
+        // ready (Node's shim), no splice returns 0 and no wait ever yields, so the loop
+        // yields itself: at once when the slice's time is up, so that `advance` keeps its
+        // budget and a cancel lands, and after TURN_BYTES otherwise, so that concurrent
+        // transfers take turns instead of the first one running its whole blob alone.
+        // Yielding never drops the transfer: the next poll, in this slice or the next
+        // `advance`, carries on from the same byte.
+        let mut turn = 0;
         while done < len {
             match out.splice(input, (len - done).min(SPLICE_CHUNK)) {
                 Ok(0) => {
@@ -454,6 +468,7 @@ impl Upload {
                 }
                 Ok(n) => {
                     done += n;
+                    turn += n;
                     progress(n);
                 }
                 Err(e) => {
@@ -473,6 +488,10 @@ impl Upload {
                         reason,
                     });
                 }
+            }
+            if done < len && (turn >= TURN_BYTES || slice_over()) {
+                turn = 0;
+                yield_now().await;
             }
         }
         Ok(done)

@@ -8,6 +8,7 @@ pub mod guest_memory;
 pub mod hoist_server;
 pub mod host_process;
 pub mod images;
+pub mod ready_host;
 pub mod registry;
 pub mod skopeo;
 pub mod token_server;
