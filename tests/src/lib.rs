@@ -1,7 +1,8 @@
 //! Shared helpers for the end-to-end tests: where the built components and the pinned
 //! tools are, real registries, test images, a token server, a fault-injecting fake
-//! registry, and skopeo as the independent checker.
+//! registry, a private Docker daemon, and skopeo as the independent checker.
 
+pub mod docker;
 pub mod fake_registry;
 pub mod fault_proxy;
 pub mod guest_memory;
