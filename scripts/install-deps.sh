@@ -53,3 +53,26 @@ if ! "$TOOLS/py/bin/python" -c "import oras, sys; sys.exit(oras.__version__ != '
   python3 -m venv "$TOOLS/py"
   "$TOOLS/py/bin/pip" install --quiet --disable-pip-version-check "oras==$ORAS_VERSION"
 fi
+
+# The Node host example (examples/node): jco and preview2-shim, pinned by its committed
+# package-lock.json and installed with `npm ci` under the cache, so the clone stays clean.
+# Node.js and npm come with the machine (Debian's packages otherwise). The install is
+# redone only when the lockfile changes, so a second run needs no network.
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+NODE_DEPS=$HOIST_CACHE/node/examples-node
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "install-deps: apt packages: nodejs npm" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+lock_sum=$(sha256sum "$REPO/examples/node/package-lock.json" | cut -d' ' -f1)
+if [ "$(cat "$NODE_DEPS/.installed-lock" 2>/dev/null)" != "$lock_sum" ]; then
+  echo "install-deps: npm ci for examples/node (jco, preview2-shim) into $NODE_DEPS" >&2
+  rm -rf "$NODE_DEPS"
+  mkdir -p "$NODE_DEPS"
+  cp "$REPO/examples/node/package.json" "$REPO/examples/node/package-lock.json" "$NODE_DEPS/"
+  (cd "$NODE_DEPS" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "$lock_sum" >"$NODE_DEPS/.installed-lock"
+fi

@@ -10,9 +10,12 @@ trap 'rm -f "$log"' EXIT
 # Release mode: the tests compile wasm with wasmtime and move real images, which debug
 # builds make many times slower; the host's run command shares these artifacts.
 # The tests that start the real binary (a crash, an offline gc) use this one, built here
-# rather than by a nested cargo call from inside the test run.
-cargo build --release --locked -p hoist-host
+# rather than by a nested cargo call from inside the test run; so does the four-host test
+# with the minimal wasmtime embedding (examples/embed-rust).
+cargo build --release --locked -p hoist-host -p hoist-embed-example
 export HOIST_HOST_BIN="$CARGO_TARGET_DIR/release/hoist-host"
+export HOIST_EMBED_RUST_BIN="$CARGO_TARGET_DIR/release/embed-rust"
+export HOIST_NODE_DEPS="$HOIST_CACHE/node/examples-node"
 status=0
 cargo test --release --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 # One closing line for the whole run: cargo prints one per test binary.

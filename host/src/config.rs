@@ -3,6 +3,7 @@
 //! a working registry on 127.0.0.1:5000 with its data in `./hoist-data`.
 
 use anyhow::{Context, Result};
+use hoist_imports::boundary::credentials::Secret;
 use hoist_imports::settings::{RegistrySettings, SourceSettings};
 use hoist_plugin::url::Url;
 use serde::Deserialize;
@@ -68,8 +69,17 @@ pub struct ImportsConfig {
     pub workers: usize,
     /// Imports running at once from one source registry.
     pub per_registry: usize,
-    /// A plugin component to load instead of the built-in one.
-    pub plugin: Option<PathBuf>,
+    /// The plugin to load instead of the built-in one: a component file, or an OCI
+    /// artifact pinned by digest (`oci://registry.example/hoist/hoist-plugin@sha256:…`),
+    /// pulled at start through the registry settings and egress policy the imports use.
+    pub plugin: Option<String>,
+    /// Accept an `oci://` plugin named by a tag alone. A tag can move to other code, so
+    /// the default is to refuse it and ask for the digest.
+    pub plugin_allow_tag: bool,
+    /// The account that pulls an `oci://` plugin; anonymous without one. Its password comes
+    /// from `plugin_password_file` or `HOIST_PLUGIN_PASSWORD`, never from this file.
+    pub plugin_username: Option<String>,
+    pub plugin_password_file: Option<PathBuf>,
 }
 
 impl Default for ImportsConfig {
@@ -78,6 +88,9 @@ impl Default for ImportsConfig {
             workers: 4,
             per_registry: 2,
             plugin: None,
+            plugin_allow_tag: false,
+            plugin_username: None,
+            plugin_password_file: None,
         }
     }
 }
@@ -136,7 +149,8 @@ impl Config {
 
     /// Environment overrides: `HOIST_LISTEN`, `HOIST_DATA_DIR`, `HOIST_EXTERNAL_HOST`,
     /// `HOIST_DEV`, `HOIST_ADMIN_PASSWORD_FILE`, `HOIST_AUTO_CREATE_PROJECTS`,
-    /// `HOIST_WORKERS`, `HOIST_PLUGIN`, `HOIST_EGRESS_ALLOW` (comma-separated networks).
+    /// `HOIST_WORKERS`, `HOIST_PLUGIN`, `HOIST_PLUGIN_ALLOW_TAG`, `HOIST_EGRESS_ALLOW`
+    /// (comma-separated networks).
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
         if let Some(v) = get("HOIST_LISTEN") {
             self.listen = v
@@ -164,7 +178,10 @@ impl Config {
                 .with_context(|| format!("HOIST_WORKERS={v:?} is not a number"))?;
         }
         if let Some(v) = get("HOIST_PLUGIN") {
-            self.imports.plugin = Some(v.into());
+            self.imports.plugin = Some(v);
+        }
+        if let Some(v) = get("HOIST_PLUGIN_ALLOW_TAG") {
+            self.imports.plugin_allow_tag = flag("HOIST_PLUGIN_ALLOW_TAG", &v)?;
         }
         if let Some(v) = get("HOIST_EGRESS_ALLOW") {
             self.egress.allowed_networks = v
@@ -207,6 +224,34 @@ impl Config {
             );
         }
         Ok(settings)
+    }
+
+    /// The account for an `oci://` plugin, when one is configured: `plugin_username` with
+    /// the password from `plugin_password_file`, else from `HOIST_PLUGIN_PASSWORD`.
+    pub fn plugin_credential(&self) -> Result<Option<(String, Secret)>> {
+        let imports = &self.imports;
+        let password = match &imports.plugin_password_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| {
+                        format!("reading imports.plugin_password_file {}", path.display())
+                    })?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned(),
+            ),
+            None => std::env::var("HOIST_PLUGIN_PASSWORD").ok(),
+        };
+        match (&imports.plugin_username, password) {
+            (Some(user), Some(password)) => Ok(Some((user.clone(), Secret::new(password)))),
+            (None, None) => Ok(None),
+            (Some(_), None) => anyhow::bail!(
+                "imports.plugin_username is set but no password: set \
+                 imports.plugin_password_file or HOIST_PLUGIN_PASSWORD"
+            ),
+            (None, Some(_)) => anyhow::bail!(
+                "a plugin password is set but no imports.plugin_username to go with it"
+            ),
+        }
     }
 
     /// The host part of this registry's references.

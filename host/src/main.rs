@@ -31,13 +31,17 @@ struct Args {
     /// Development mode: generate an admin password if none is set.
     #[arg(long)]
     dev: bool,
-    /// A plugin component to load instead of the built-in one.
+    /// The plugin to load instead of the built-in one: a component file, or an OCI
+    /// artifact pinned by digest (`oci://registry/ns/hoist-plugin@sha256:…`).
     #[arg(long)]
-    plugin: Option<PathBuf>,
+    plugin: Option<String>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Ship the plugin as an OCI artifact.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Collect garbage in a data folder, offline: removes blobs that no manifest refers
     /// to and that are older than the grace period, and upload sessions idle for longer
     /// than the upload age, then prints what it freed.
@@ -60,6 +64,38 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Push a plugin component into a registry as an OCI artifact (config
+    /// `application/vnd.wasm.config.v0+json`, one `application/wasm` layer), and print the
+    /// pinned reference a host's `plugin` setting takes.
+    #[command(
+        after_help = "The registry's settings in the configuration apply ([registries.\"…\"] \
+                      insecure, ca_file). The password comes from --password-stdin or \
+                      HOIST_PLUGIN_PASSWORD.\n\n\
+                      Example:\n  \
+                      hoist-host plugin push hoist_plugin.wasm \
+                      registry.example.com/hoist/hoist-plugin:0.2.0 --username admin \
+                      --password-stdin < pw\n  \
+                      # prints oci://registry.example.com/hoist/hoist-plugin@sha256:…"
+    )]
+    Push {
+        /// The component file (`hoist_plugin.wasm`).
+        file: PathBuf,
+        /// Where to push it: `registry/namespace/name:tag` (`oci://` optional).
+        reference: String,
+        /// Reach the registry over plain HTTP.
+        #[arg(long)]
+        plain_http: bool,
+        /// The account to push as.
+        #[arg(long)]
+        username: Option<String>,
+        /// Read the password from stdin.
+        #[arg(long)]
+        password_stdin: bool,
     },
 }
 
@@ -87,6 +123,24 @@ async fn main() -> Result<()> {
     }
     config.dev |= args.dev;
 
+    if let Some(Command::Plugin(PluginCommand::Push {
+        file,
+        reference,
+        plain_http,
+        username,
+        password_stdin,
+    })) = args.command
+    {
+        return push_plugin(
+            &config,
+            &file,
+            &reference,
+            plain_http,
+            username,
+            password_stdin,
+        )
+        .await;
+    }
     if let Some(Command::Gc {
         grace,
         upload_max_age,
@@ -97,7 +151,7 @@ async fn main() -> Result<()> {
     }
 
     let password = std::env::var("HOIST_ADMIN_PASSWORD").ok();
-    let host = hoist_host::server::build(&config, password)?;
+    let host = hoist_host::server::build(&config, password).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -120,6 +174,75 @@ async fn main() -> Result<()> {
         _ => {}
     }
     axum::serve(listener, host.router).await?;
+    Ok(())
+}
+
+/// `hoist-host plugin push`: the component as an OCI artifact; prints its pinned reference.
+async fn push_plugin(
+    config: &Config,
+    file: &std::path::Path,
+    reference: &str,
+    plain_http: bool,
+    username: Option<String>,
+    password_stdin: bool,
+) -> Result<()> {
+    use hoist_imports::artifact::{self, ArtifactAccess, ArtifactRef};
+    use hoist_imports::boundary::client::Clients;
+    use hoist_imports::boundary::credentials::Secret;
+    use hoist_imports::egress::EgressPolicy;
+    let bytes = std::fs::read(file)
+        .with_context(|| format!("reading the plugin component {}", file.display()))?;
+    let reference = ArtifactRef::parse(reference)?;
+    let mut registries = config.registry_settings()?;
+    if plain_http {
+        registries.insert(
+            reference.registry.clone(),
+            hoist_imports::settings::SourceSettings {
+                insecure: true,
+                ..Default::default()
+            },
+        );
+    }
+    let password = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        Some(line.trim_end_matches(['\r', '\n']).to_owned())
+    } else {
+        std::env::var("HOIST_PLUGIN_PASSWORD").ok()
+    };
+    let credential = match (username, password) {
+        (Some(user), Some(password)) => Some((user, Secret::new(password))),
+        (None, _) => None,
+        (Some(_), None) => {
+            anyhow::bail!("--username needs a password: --password-stdin or HOIST_PLUGIN_PASSWORD")
+        }
+    };
+    // The admin names the registry on the command line, so it is trusted by name, as the
+    // external target is; other hosts (a token realm elsewhere) pass the usual policy.
+    let host = reference
+        .registry
+        .rsplit_once(':')
+        .map_or(reference.registry.as_str(), |(h, _)| h)
+        .to_owned();
+    let policy = EgressPolicy {
+        trusted_hosts: vec![host],
+        ..Default::default()
+    };
+    let clients = Clients::new(
+        policy,
+        &registries.extra_cas(),
+        std::time::Duration::from_secs(15),
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let access = ArtifactAccess {
+        clients,
+        settings: registries,
+        credential,
+    };
+    let pinned = artifact::push(&bytes, &reference, &access)
+        .await
+        .with_context(|| format!("pushing {} to {reference}", file.display()))?;
+    println!("{pinned}");
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use crate::store::HostStore;
 use anyhow::{Context, Result, anyhow, bail};
 use axum::response::IntoResponse as _;
 use hoist_imports::PluginRuntime;
+use hoist_imports::artifact::{self, ArtifactAccess, PluginSource};
 use hoist_imports::boundary::client::Clients;
 use hoist_imports::boundary::credentials::{HostCredential, Secret};
 use hoist_imports::egress::{Cidr, EgressPolicy};
@@ -18,6 +19,7 @@ use hoist_imports::settings::RegistrySettings;
 use hoist_imports::tasks::{ExternalTarget, OwnRegistry, RunnerConfig, TaskRunner};
 use hoist_plugin::url::Url;
 use hoist_registry::{FsStorage, Metadata, Metrics, Registry, RegistryOptions};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +35,7 @@ pub struct Host {
 
 /// Builds the host. `password` is `HOIST_ADMIN_PASSWORD`, passed in rather than read
 /// here so that tests need not touch the process environment.
-pub fn build(config: &Config, password: Option<String>) -> Result<Host> {
+pub async fn build(config: &Config, password: Option<String>) -> Result<Host> {
     let data = &config.data_dir;
     std::fs::create_dir_all(data)
         .with_context(|| format!("creating the data folder {}", data.display()))?;
@@ -71,11 +73,13 @@ pub fn build(config: &Config, password: Option<String>) -> Result<Host> {
 
     let registries = config.registry_settings()?;
     let target = external_target(config)?;
-    let plugin = PluginRuntime::load(
-        config.imports.plugin.as_deref(),
-        &data.join("cache"),
+    let plugin = load_plugin(
+        config,
+        &registries,
         clients(config, &registries, target.as_ref())?,
-    )?;
+        &data.join("cache"),
+    )
+    .await?;
     // Task targets, and the pull commands shown for them, name the registry that holds
     // the images.
     let import_authority = target
@@ -157,6 +161,40 @@ pub fn build(config: &Config, password: Option<String>) -> Result<Host> {
         admin_source,
         admin,
     })
+}
+
+/// The plugin the configuration names: built in, a file, or an OCI artifact pulled now
+/// through the imports' own network (`network`) and registry settings.
+async fn load_plugin(
+    config: &Config,
+    registries: &RegistrySettings,
+    network: Clients,
+    cache: &Path,
+) -> Result<PluginRuntime> {
+    match PluginSource::parse(config.imports.plugin.as_deref())
+        .context("in the configuration's imports.plugin (or --plugin, HOIST_PLUGIN)")?
+    {
+        PluginSource::Builtin => PluginRuntime::load(None, cache, network),
+        PluginSource::File(path) => PluginRuntime::load(Some(&path), cache, network),
+        PluginSource::Oci(reference) => {
+            let access = ArtifactAccess {
+                clients: network.clone(),
+                settings: registries.clone(),
+                credential: config.plugin_credential()?,
+            };
+            let pulled =
+                artifact::pull(&reference, &access, config.imports.plugin_allow_tag, cache)
+                    .await
+                    .with_context(|| format!("pulling the plugin {reference}"))?;
+            tracing::info!(
+                plugin = %reference,
+                manifest = %pulled.manifest_digest,
+                from_cache = pulled.cached,
+                "the plugin artifact is pulled"
+            );
+            PluginRuntime::load_bytes(&pulled.component, &reference.to_string(), cache, network)
+        }
+    }
 }
 
 /// The external target registry, when the configuration names one, with its account.

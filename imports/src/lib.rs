@@ -9,6 +9,7 @@
 //! repository holds a blob through [`shared_blobs::BlobIndex`], which the host
 //! implements.
 
+pub mod artifact;
 pub mod boundary;
 mod compiled;
 pub mod contract;

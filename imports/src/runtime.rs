@@ -100,6 +100,18 @@ impl PluginRuntime {
         })
     }
 
+    /// Loads the component `bytes` (a pulled artifact), named `origin` in messages, keeping
+    /// its compiled form in `cache_dir`.
+    pub fn load_bytes(
+        bytes: &[u8],
+        origin: &str,
+        cache_dir: &Path,
+        network: Clients,
+    ) -> Result<Self> {
+        Self::build(bytes, Some(cache_dir), network, |_| {})
+            .with_context(|| format!("loading the plugin {origin}"))
+    }
+
     /// Loads the component `bytes` without a cache.
     pub fn new(bytes: &[u8], network: Clients) -> Result<Self> {
         Self::build(bytes, None, network, |_| {})

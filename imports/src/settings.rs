@@ -41,6 +41,15 @@ impl RegistrySettings {
         }]
     }
 
+    /// The registry's own API endpoint, mirrors aside (HTTP when insecure): where pushes go.
+    pub fn origin(&self, registry: &str) -> Url {
+        Url {
+            https: !self.registries.get(registry).is_some_and(|s| s.insecure),
+            authority: hoist_plugin::reference::api_host(registry).to_owned(),
+            path: "/".into(),
+        }
+    }
+
     /// Mirrors per registry, as the plugin's options take them.
     pub fn plugin_endpoints(&self) -> Vec<(String, Vec<String>)> {
         self.registries

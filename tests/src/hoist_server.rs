@@ -64,6 +64,7 @@ impl HoistServer {
                 .unwrap();
             rt.block_on(async move {
                 let host = hoist_host::server::build(&config, Some(ADMIN_PASSWORD.into()))
+                    .await
                     .expect("the host starts");
                 let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
                 host.runner.recover().await.unwrap();

@@ -16,8 +16,23 @@ use std::time::{Duration, Instant};
 /// (`$HOIST_HOST_BIN` overrides it).
 pub fn hoist_host_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| workspace_binary("HOIST_HOST_BIN", "hoist-host", "hoist-host"))
+}
+
+/// `embed-rust`, the minimal wasmtime embedding in `examples/embed-rust`, built by cargo on
+/// first use (`$HOIST_EMBED_RUST_BIN`, which `scripts/test.sh` sets, overrides it).
+pub fn embed_rust_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        if let Some(path) = std::env::var_os("HOIST_HOST_BIN") {
+        workspace_binary("HOIST_EMBED_RUST_BIN", "hoist-embed-example", "embed-rust")
+    })
+}
+
+/// The binary `bin` of the workspace package `package`: `$env_var` when set, else built by
+/// cargo now (a no-op when it is up to date) and found where cargo reports it.
+pub fn workspace_binary(env_var: &str, package: &str, bin: &str) -> PathBuf {
+    {
+        if let Some(path) = std::env::var_os(env_var) {
             return path.into();
         }
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -29,9 +44,9 @@ pub fn hoist_host_bin() -> &'static Path {
             "build",
             "--locked",
             "-p",
-            "hoist-host",
+            package,
             "--bin",
-            "hoist-host",
+            bin,
             "--message-format=json-render-diagnostics",
         ]);
         // The same profile as this test binary, so the build shares its artifacts.
@@ -64,15 +79,15 @@ pub fn hoist_host_bin() -> &'static Path {
         let out = cmd
             .stderr(Stdio::inherit())
             .output()
-            .expect("cargo runs to build hoist-host");
-        assert!(out.status.success(), "building hoist-host failed");
+            .unwrap_or_else(|e| panic!("cargo runs to build {package}: {e}"));
+        assert!(out.status.success(), "building {package} failed");
         out.stdout
             .split(|&b| b == b'\n')
             .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "hoist-host")
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == bin)
             .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reports the hoist-host executable")
-    })
+            .unwrap_or_else(|| panic!("cargo reports the {bin} executable"))
+    }
 }
 
 /// `hoist-host` running as a child process on a loopback port, with the test admin
