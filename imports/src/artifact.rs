@@ -623,8 +623,8 @@ impl<'a> Session<'a> {
     }
 }
 
-/// One request through the pooled client: the egress policy checks the address it dials
-/// (and a literal address in the URL), and the registry's extra CAs apply.
+/// One request through the pooled client: its connector checks the egress policy on the
+/// address it dials, and the registry's extra CAs apply.
 async fn send(
     clients: &Clients,
     method: Method,
@@ -634,13 +634,6 @@ async fn send(
     body: Bytes,
     limit: usize,
 ) -> Result<Response> {
-    let host = match url.authority.split_once(']') {
-        Some((v6, _)) => &url.authority[..=v6.len()],
-        None => url.authority.split(':').next().unwrap_or_default(),
-    };
-    clients
-        .check_literal(host)
-        .map_err(|denied| anyhow!("{denied}"))?;
     let mut request = http::Request::builder()
         .method(method)
         .uri(url.to_string())
