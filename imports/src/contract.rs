@@ -15,7 +15,9 @@ wasmtime::component::bindgen!({
 pub use exports::hoist::plugin::reference::{ImageReference, ImportNames};
 pub use hoist::plugin::types::{
     BlobProgress, BlobState, Credential, Error as PluginError, ImportRequest, InvalidInput,
-    Options, Phase, Platform, RegistryEndpoints, RequestField, Status, TargetName, Timeouts,
+    KnownTag, Naming, Options, PathNaming, Pattern, PatternKind, Phase, PlanAction, PlanItem,
+    PlanPhase, PlanStatus, Platform, RegistryEndpoints, RequestCounts, RequestField, Status,
+    SyncRequest, TagSelection, TargetName, Timeouts,
 };
 
 /// The WIT package the host speaks. A plugin must export its interfaces at a version
@@ -30,7 +32,14 @@ pub const WIT_VERSION: (u64, u64, u64) = (0, 2, 0);
 pub fn error_parts(e: &PluginError) -> (&'static str, &str) {
     match e {
         PluginError::InvalidInput(InvalidInput {
-            field: Some(RequestField::Platforms | RequestField::Options),
+            field:
+                Some(
+                    RequestField::Platforms
+                    | RequestField::Options
+                    | RequestField::Repositories
+                    | RequestField::Tags
+                    | RequestField::Naming,
+                ),
             message,
         }) => ("invalid_request", message),
         PluginError::InvalidInput(i) => ("invalid_reference", &i.message),

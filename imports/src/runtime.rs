@@ -10,8 +10,8 @@ use crate::boundary::credentials::{Credentials, HostCredential};
 use crate::boundary::own_registry::OwnRegistryRoute;
 use crate::compiled::{compile, compile_cached};
 use crate::contract::{
-    ImageReference, ImportNames, ImportRequest, Phase, PluginError, PluginPre, Status,
-    check_contract_version,
+    ImageReference, ImportNames, ImportRequest, Phase, PlanPhase, PlanStatus, PluginError,
+    PluginPre, RequestCounts, Status, SyncRequest, TagSelection, check_contract_version,
 };
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -277,6 +277,61 @@ impl PluginRuntime {
         Ok(status)
     }
 
+    /// Runs one sync plan to its end in a store of its own, with what the host lends it,
+    /// calling `on_status` after every slice. When it returns false the plan is cancelled.
+    pub async fn plan(
+        &self,
+        request: &SyncRequest,
+        access: ImportAccess,
+        mut on_status: impl FnMut(&PlanStatus) -> bool,
+    ) -> Result<PlanStatus> {
+        let mut store = self.store(access);
+        let plugin = self.pre.instantiate_async(&mut store).await?;
+        let api = plugin.hoist_plugin_sync().plan();
+        let plan = match api.call_start(&mut store, request).await? {
+            Ok(plan) => plan,
+            Err(error) => return Ok(plan_failed_before_start(error)),
+        };
+        let slice = Duration::from_millis(u64::from(ADVANCE_BUDGET_MS)) + ADVANCE_GRACE;
+        loop {
+            store.set_epoch_deadline(ticks(slice));
+            let status = api
+                .call_advance(&mut store, plan, ADVANCE_BUDGET_MS)
+                .await
+                .map_err(anyhow::Error::from)
+                .context("the plugin failed during a sync plan")?;
+            if matches!(
+                status.phase,
+                PlanPhase::Done | PlanPhase::Failed | PlanPhase::Cancelled
+            ) {
+                plan.resource_drop_async(&mut store).await?;
+                return Ok(status);
+            }
+            if !on_status(&status) {
+                api.call_cancel(&mut store, plan).await?;
+                let status = api.call_status(&mut store, plan).await?;
+                plan.resource_drop_async(&mut store).await?;
+                return Ok(status);
+            }
+        }
+    }
+
+    /// Applies a tag selection to `tags` with the plugin, offline.
+    pub async fn select_tags(
+        &self,
+        selection: &TagSelection,
+        tags: &[String],
+    ) -> Result<Result<Vec<String>, PluginError>> {
+        let mut store = self.store(ImportAccess::default());
+        let plugin = self.pre.instantiate_async(&mut store).await?;
+        plugin
+            .hoist_plugin_sync()
+            .call_select_tags(&mut store, selection, tags)
+            .await
+            .map_err(anyhow::Error::from)
+            .context("the plugin failed while selecting tags")
+    }
+
     async fn drive(
         &self,
         mut store: &mut Store<PluginState>,
@@ -323,6 +378,28 @@ fn failed_before_start(error: PluginError) -> Status {
         blobs: Vec::new(),
         digest: None,
         target_reference: None,
+        error: Some(error),
+        warnings: Vec::new(),
+    }
+}
+
+/// The status of a plan that `start` refused.
+fn plan_failed_before_start(error: PluginError) -> PlanStatus {
+    PlanStatus {
+        phase: PlanPhase::Failed,
+        items: Vec::new(),
+        repositories_done: 0,
+        repositories_total: 0,
+        requests: RequestCounts {
+            manifest_head: 0,
+            manifest_get: 0,
+            blob: 0,
+            tag_list: 0,
+            catalog: 0,
+            referrers: 0,
+            token: 0,
+        },
+        target_requests: 0,
         error: Some(error),
         warnings: Vec::new(),
     }

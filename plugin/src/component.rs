@@ -3,8 +3,12 @@
 use crate::copy::{Import, ImportSpec};
 use crate::http::Timeouts;
 use crate::manifest::PlatformFilter;
+use crate::plan::Plan;
 use crate::progress::{self, ImportError, InvalidInput};
 use crate::reference::Reference;
+use crate::registry::Settings;
+use crate::select::{Naming, PathNaming, Pattern, TagSelection};
+use crate::sync::{KnownTag, PlanAction, PlanPhase, PlanSpec};
 use crate::target;
 use std::cell::RefCell;
 
@@ -15,8 +19,9 @@ wit_bindgen::generate!({
 
 use exports::hoist::plugin::importer::{self, ImportRequest, Status};
 use exports::hoist::plugin::reference::{Guest as ReferenceGuest, ImageReference, ImportNames};
+use exports::hoist::plugin::sync;
+use hoist::plugin::types::{self, Error, RequestField, TargetName};
 use hoist::plugin::types::{BlobProgress, BlobState, Phase};
-use hoist::plugin::types::{Error, RequestField, TargetName};
 
 struct Plugin;
 
@@ -75,6 +80,9 @@ fn to_wit_invalid(input: InvalidInput) -> Error {
             progress::Field::TargetTag => RequestField::TargetTag,
             progress::Field::Platforms => RequestField::Platforms,
             progress::Field::Options => RequestField::Options,
+            progress::Field::Repositories => RequestField::Repositories,
+            progress::Field::Tags => RequestField::Tags,
+            progress::Field::Naming => RequestField::Naming,
         }),
         message: input.message,
     })
@@ -104,6 +112,169 @@ impl importer::GuestTask for Task {
 
     fn cancel(&self) {
         self.0.borrow_mut().cancel();
+    }
+}
+
+/// A sync plan: the engine's `Plan` behind the WIT resource.
+struct PlanTask(RefCell<Plan>);
+
+impl sync::Guest for Plugin {
+    type Plan = PlanTask;
+
+    fn select_tags(
+        selection: types::TagSelection,
+        tags: Vec<String>,
+    ) -> Result<Vec<String>, Error> {
+        crate::select::select_tags(&tag_selection(selection), &tags)
+            .map_err(|e| to_wit_error(crate::plan::select_error(e)))
+    }
+}
+
+impl sync::GuestPlan for PlanTask {
+    fn start(request: types::SyncRequest) -> Result<sync::Plan, Error> {
+        let o = request.options;
+        let settings = settings(
+            o.endpoints,
+            o.insecure_registries,
+            request.credentials,
+            o.max_retries,
+            o.timeouts,
+            &o.host_credentials,
+        )
+        .map_err(to_wit_error)?;
+        let spec = PlanSpec {
+            registry: request.registry,
+            repositories: request.repositories,
+            tags: tag_selection(request.tags),
+            target_registry: request.target_registry,
+            naming: Naming {
+                project: request.naming.project,
+                path: request.naming.path.map(|p| PathNaming {
+                    strip_prefix: p.strip_prefix,
+                    add_prefix: p.add_prefix,
+                }),
+            },
+            known: request
+                .known
+                .into_iter()
+                .map(|k| KnownTag {
+                    repository: k.repository,
+                    tag: k.tag,
+                    source_digest: k.source_digest,
+                    target_digest: k.target_digest,
+                })
+                .collect(),
+            prune_keep_minimum: request.prune_keep_minimum,
+            estimate_bytes: request.estimate_bytes,
+        };
+        let plan = Plan::start(spec, settings).map_err(to_wit_error)?;
+        Ok(sync::Plan::new(PlanTask(RefCell::new(plan))))
+    }
+
+    fn advance(&self, budget_ms: u32) -> types::PlanStatus {
+        to_wit_plan_status(self.0.borrow_mut().advance(budget_ms))
+    }
+
+    fn status(&self) -> types::PlanStatus {
+        to_wit_plan_status(self.0.borrow().status())
+    }
+
+    fn cancel(&self) {
+        self.0.borrow_mut().cancel();
+    }
+}
+
+fn tag_selection(s: types::TagSelection) -> TagSelection {
+    let pattern = |p: types::Pattern| match p.kind {
+        types::PatternKind::Glob => Pattern::glob(p.value),
+        types::PatternKind::Regex => Pattern::regex(p.value),
+    };
+    TagSelection {
+        include: s.include.into_iter().map(pattern).collect(),
+        exclude: s.exclude.into_iter().map(pattern).collect(),
+        semver: s.semver,
+        prereleases: s.prereleases,
+        newest: s.newest,
+        digests: s.digests,
+    }
+}
+
+/// The registry client's settings from a request's options.
+fn settings(
+    endpoints: Vec<types::RegistryEndpoints>,
+    insecure: Vec<String>,
+    credentials: Vec<types::Credential>,
+    max_retries: u32,
+    timeouts: Option<types::Timeouts>,
+    host_credentials: &[String],
+) -> Result<Settings, ImportError> {
+    let endpoints: Vec<(String, Vec<String>)> = endpoints
+        .into_iter()
+        .map(|e| (e.registry, e.endpoints))
+        .collect();
+    let credentials: Vec<(String, String, String)> = credentials
+        .into_iter()
+        .map(|c| (c.registry, c.username, c.password))
+        .collect();
+    let timeouts = timeouts
+        .map(|t| Timeouts::from_millis(t.connect_ms, t.first_byte_ms, t.idle_ms))
+        .unwrap_or_default();
+    Ok(
+        Settings::new(&endpoints, &insecure, &credentials, max_retries, timeouts)?
+            .with_host_credentials(host_credentials),
+    )
+}
+
+fn to_wit_counts(c: progress::RequestCounts) -> types::RequestCounts {
+    types::RequestCounts {
+        manifest_head: c.manifest_head,
+        manifest_get: c.manifest_get,
+        blob: c.blob,
+        tag_list: c.tag_list,
+        catalog: c.catalog,
+        referrers: c.referrers,
+        token: c.token,
+    }
+}
+
+fn to_wit_plan_status(s: crate::sync::PlanStatus) -> types::PlanStatus {
+    types::PlanStatus {
+        phase: match s.phase {
+            PlanPhase::Listing => types::PlanPhase::Listing,
+            PlanPhase::Comparing => types::PlanPhase::Comparing,
+            PlanPhase::Done => types::PlanPhase::Done,
+            PlanPhase::Failed => types::PlanPhase::Failed,
+            PlanPhase::Cancelled => types::PlanPhase::Cancelled,
+        },
+        items: s
+            .items
+            .into_iter()
+            .map(|i| types::PlanItem {
+                source_repository: i.source_repository,
+                tag: i.tag,
+                source_digest: i.source_digest,
+                target_repository: i.target_repository,
+                target_tag: i.target_tag,
+                target_digest: i.target_digest,
+                action: match i.action {
+                    PlanAction::Copy => types::PlanAction::Copy,
+                    PlanAction::Unchanged => types::PlanAction::Unchanged,
+                    PlanAction::Filtered => types::PlanAction::Filtered,
+                    PlanAction::Prune => types::PlanAction::Prune,
+                    PlanAction::Failed(e) => types::PlanAction::Failed(to_wit_error(e)),
+                },
+                reason: i.reason,
+                bytes: i.bytes,
+                source_reference: i.source_reference,
+                target_reference: i.target_reference,
+            })
+            .collect(),
+        repositories_done: s.repositories_done,
+        repositories_total: s.repositories_total,
+        requests: to_wit_counts(s.requests),
+        target_requests: s.target_requests,
+        error: s.error.map(to_wit_error),
+        warnings: s.warnings,
     }
 }
 

@@ -9,6 +9,7 @@ pub mod progress;
 pub mod reference;
 pub mod retry;
 pub mod select;
+pub mod sync;
 pub mod target;
 pub mod url;
 
@@ -20,6 +21,8 @@ mod executor;
 mod http;
 #[cfg(target_arch = "wasm32")]
 pub mod inspect;
+#[cfg(target_arch = "wasm32")]
+pub mod plan;
 #[cfg(target_arch = "wasm32")]
 mod registry;
 

@@ -14,6 +14,9 @@ pub enum Field {
     TargetTag,
     Platforms,
     Options,
+    Repositories,
+    Tags,
+    Naming,
 }
 
 impl Field {
@@ -27,6 +30,9 @@ impl Field {
             Field::TargetTag => "target tag",
             Field::Platforms => "platforms",
             Field::Options => "options",
+            Field::Repositories => "repositories",
+            Field::Tags => "tags",
+            Field::Naming => "naming",
         }
     }
 }
@@ -120,6 +126,56 @@ impl ImportError {
     /// An invalid input about `field`.
     pub fn invalid(field: Field, message: impl Into<String>) -> Self {
         Self::InvalidInput(InvalidInput::new(field, message))
+    }
+}
+
+/// Requests sent to one registry (and its token service), by kind (WIT
+/// `request-counts`). Retries and redirects count as requests of their own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    pub manifest_head: u32,
+    pub manifest_get: u32,
+    pub blob: u32,
+    pub tag_list: u32,
+    pub catalog: u32,
+    pub referrers: u32,
+    pub token: u32,
+}
+
+impl RequestCounts {
+    /// Counts one request of `method` (`GET`, `HEAD`, …) to `path` (`/v2/…`).
+    pub fn count(&mut self, method: &str, path: &str) {
+        let path = path.split('?').next().unwrap_or(path);
+        let slot = if path.ends_with("/tags/list") {
+            &mut self.tag_list
+        } else if path.ends_with("/_catalog") {
+            &mut self.catalog
+        } else if path.contains("/referrers/") {
+            &mut self.referrers
+        } else if path.contains("/manifests/") && method == "HEAD" {
+            &mut self.manifest_head
+        } else if path.contains("/manifests/") && method == "GET" {
+            &mut self.manifest_get
+        } else if path.contains("/blobs/") {
+            &mut self.blob
+        } else {
+            return;
+        };
+        *slot = slot.saturating_add(1);
+    }
+
+    pub fn total(&self) -> u32 {
+        [
+            self.manifest_head,
+            self.manifest_get,
+            self.blob,
+            self.tag_list,
+            self.catalog,
+            self.referrers,
+            self.token,
+        ]
+        .iter()
+        .fold(0u32, |a, b| a.saturating_add(*b))
     }
 }
 

@@ -6,7 +6,7 @@ use crate::auth::{self, Challenge, TokenResponse};
 use crate::executor::{now, sleep};
 use crate::http::{self, HttpError, Request, Response, Timeouts, Upload};
 use crate::manifest;
-use crate::progress::{Field, ImportError};
+use crate::progress::{Field, ImportError, RequestCounts};
 use crate::reference;
 use crate::retry;
 use crate::url::Url;
@@ -20,6 +20,12 @@ use wasi::http::types::Method;
 const MAX_REDIRECTS: usize = 5;
 /// A token endpoint's answer is small; anything larger is not a token.
 const MAX_TOKEN_BYTES: u64 = 1 << 20;
+/// Entries asked for per page of a tag list or the catalog.
+const LIST_PAGE: u32 = 1000;
+/// A page of a list is at most this large (1000 entries of up to 255 characters).
+const MAX_LIST_BYTES: u64 = 1 << 20;
+/// Pages followed for one list: a million tags, far past any real repository.
+const MAX_PAGES: usize = 1000;
 
 /// How the client reaches registries.
 pub struct Settings {
@@ -109,6 +115,8 @@ pub struct Client {
     modes: RefCell<HashMap<String, AuthMode>>,
     tokens: RefCell<HashMap<(String, String), CachedToken>>,
     warnings: Rc<RefCell<Vec<String>>>,
+    /// Requests sent, per registry, for plans and run records.
+    counts: RefCell<HashMap<String, RequestCounts>>,
 }
 
 /// The scopes a request needs, as the token spec spells them.
@@ -121,7 +129,23 @@ impl Client {
             modes: RefCell::default(),
             tokens: RefCell::default(),
             warnings,
+            counts: RefCell::default(),
         }
+    }
+
+    /// The requests sent to `registry` so far.
+    pub fn counts(&self, registry: &str) -> RequestCounts {
+        self.counts
+            .borrow()
+            .get(registry)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn counted(&self, registry: &str) -> std::cell::RefMut<'_, RequestCounts> {
+        std::cell::RefMut::map(self.counts.borrow_mut(), |c| {
+            c.entry(registry.to_owned()).or_default()
+        })
     }
 
     /// The base URLs for `registry`: its configured endpoints, else `https://<api host>`
@@ -223,6 +247,8 @@ impl Client {
             {
                 req = req.header("authorization", authorization);
             }
+            self.counted(registry)
+                .count(method_name(&method), &url.path);
             let result = http::send(&req, body, &self.settings.timeouts).await;
             let response = match result {
                 Ok(r) => r,
@@ -386,6 +412,7 @@ impl Client {
         }
         let mut attempt = 0;
         let response = loop {
+            self.counted(registry).token += 1;
             match http::send(&req, None, &self.settings.timeouts).await {
                 Ok(r)
                     if retry::is_retryable_status(r.status)
@@ -563,6 +590,143 @@ impl Client {
                 response,
             )
             .await)
+    }
+
+    /// The digest `registry` holds under `repository:reference`, from a manifest `HEAD`
+    /// (which registries do not count as a pull); None when it has none. A registry that
+    /// answers a HEAD without `Docker-Content-Digest` is asked with a GET instead.
+    pub async fn head_manifest(
+        &self,
+        registry: &str,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<String>, ImportError> {
+        let path = format!("/v2/{repository}/manifests/{reference}");
+        let scopes = vec![auth::pull_scope(repository)];
+        let response = self
+            .send(
+                registry,
+                &scopes,
+                Method::Head,
+                &path,
+                &[("accept", manifest::ACCEPT)],
+                None,
+            )
+            .await?;
+        match response.status {
+            200 => {}
+            404 => return Ok(None),
+            _ => {
+                let what = format!("the manifest {repository}:{reference}");
+                return Err(self.error(registry, &what, response).await);
+            }
+        }
+        let digest = response.header("docker-content-digest").map(str::to_owned);
+        response.discard().await;
+        match digest {
+            Some(digest) => Ok(Some(digest)),
+            None => {
+                self.warn(format!(
+                    "{registry} answered a manifest HEAD without Docker-Content-Digest; \
+                     fetching {repository}:{reference} to learn its digest"
+                ));
+                let (_, _, digest) = self.get_manifest(registry, repository, reference).await?;
+                Ok(Some(digest))
+            }
+        }
+    }
+
+    /// Every tag of `repository`, in the order the registry lists them, following its
+    /// `Link` pages.
+    pub async fn list_tags(
+        &self,
+        registry: &str,
+        repository: &str,
+    ) -> Result<Vec<String>, ImportError> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let scopes = vec![auth::pull_scope(repository)];
+        let first = format!("/v2/{repository}/tags/list?n={LIST_PAGE}");
+        let pages = self
+            .pages::<Page>(
+                registry,
+                &scopes,
+                &first,
+                &format!("the tags of {repository}"),
+            )
+            .await?;
+        Ok(pages
+            .into_iter()
+            .flat_map(|p| p.tags.unwrap_or_default())
+            .collect())
+    }
+
+    /// Every repository of `registry` (`/v2/_catalog`, following its pages). Docker Hub
+    /// and others do not serve it; the error then says so.
+    pub async fn catalog(&self, registry: &str) -> Result<Vec<String>, ImportError> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            repositories: Vec<String>,
+        }
+        let scopes = vec!["registry:catalog:*".to_owned()];
+        let first = format!("/v2/_catalog?n={LIST_PAGE}");
+        let pages = self
+            .pages::<Page>(registry, &scopes, &first, "the catalog")
+            .await
+            .map_err(|e| match e {
+                ImportError::NotFound(_) | ImportError::Unauthorized(_) => {
+                    ImportError::Registry(format!(
+                        "{registry} does not list its repositories (/v2/_catalog: {}); name \
+                         the repositories instead of a glob",
+                        e.message()
+                    ))
+                }
+                e => e,
+            })?;
+        Ok(pages.into_iter().flat_map(|p| p.repositories).collect())
+    }
+
+    /// The JSON pages of a paginated list, from `first` on.
+    async fn pages<T: serde::de::DeserializeOwned>(
+        &self,
+        registry: &str,
+        scopes: &Scopes,
+        first: &str,
+        what: &str,
+    ) -> Result<Vec<T>, ImportError> {
+        let mut out = Vec::new();
+        let mut next = Some(first.to_owned());
+        while let Some(path) = next.take() {
+            if out.len() >= MAX_PAGES {
+                return Err(ImportError::Registry(format!(
+                    "{registry} kept paging {what} past {MAX_PAGES} pages"
+                )));
+            }
+            let response = if path.starts_with("http://") || path.starts_with("https://") {
+                let url = Url::parse(&path).map_err(ImportError::Registry)?;
+                self.send_to(registry, scopes, Method::Get, url, &[], None)
+                    .await?
+            } else {
+                self.send(registry, scopes, Method::Get, &path, &[], None)
+                    .await?
+            };
+            if response.status != 200 {
+                return Err(self.error(registry, what, response).await);
+            }
+            next = crate::sync::next_page(response.header("link"));
+            let bytes = response.bytes(MAX_LIST_BYTES).await.map_err(|e| {
+                ImportError::Network(format!("reading {what} from {registry}: {e}"))
+            })?;
+            let page = serde_json::from_slice(&bytes).map_err(|e| {
+                ImportError::Registry(format!("{registry} sent {what} as bad JSON: {e}"))
+            })?;
+            out.push(page);
+        }
+        Ok(out)
     }
 
     // ---- blobs ----

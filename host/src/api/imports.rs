@@ -131,6 +131,9 @@ fn plugin_field_error(e: &PluginError) -> ApiError {
         Some(RequestField::TargetTag) => "target_tag",
         Some(RequestField::Platforms) => "platforms",
         Some(RequestField::Options) => "options",
+        Some(RequestField::Repositories) => "repositories",
+        Some(RequestField::Tags) => "tags",
+        Some(RequestField::Naming) => "naming",
         Some(RequestField::Source | RequestField::Target) | None => "source_url",
     };
     ApiError::new(StatusCode::BAD_REQUEST, code, message).field(field)
