@@ -22,6 +22,9 @@ mod inspect;
 mod options;
 mod parse;
 mod report;
+#[cfg(target_arch = "wasm32")]
+mod sync;
+mod sync_file;
 
 use clap::{Parser, Subcommand};
 use failure::Failure;
@@ -69,6 +72,9 @@ enum Command {
     /// Copy many images listed in a file (text lines or skopeo-sync-style YAML).
     #[cfg(target_arch = "wasm32")]
     Batch(batch::Args),
+    /// Keep tags mirrored: one pass of a sync rule file (YAML or TOML), for cron.
+    #[cfg(target_arch = "wasm32")]
+    Sync(sync::Args),
     /// Show how a reference normalises.
     Parse(parse::Args),
 }
@@ -85,6 +91,8 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         #[cfg(target_arch = "wasm32")]
         Command::Batch(args) => batch::run(args),
+        #[cfg(target_arch = "wasm32")]
+        Command::Sync(args) => sync::run(args),
         Command::Parse(args) => parse::run(args),
     };
     exit::exit(code)
@@ -125,7 +133,7 @@ fn usage_line(rendered: &str, command: &str) -> Failure {
 
 /// `hoist copy` when the arguments name a command, else `hoist`.
 fn subcommand() -> String {
-    let known = ["copy", "inspect", "batch", "parse"];
+    let known = ["copy", "inspect", "batch", "sync", "parse"];
     match std::env::args()
         .skip(1)
         .find(|a| known.contains(&a.as_str()))

@@ -31,6 +31,61 @@ pub struct Config {
     pub registries: HashMap<String, SourceRegistry>,
     /// An external OCI registry that imports write to instead of the built-in one.
     pub target: Option<TargetConfig>,
+    pub sync: SyncConfig,
+    pub server: ServerConfig,
+}
+
+/// What one client connection may cost the host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Time a client has to send a request's header; a kept-alive connection that starts
+    /// no request within it is closed too. Bodies have no such limit.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: std::time::Duration,
+    /// Connections open at once; more wait until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: std::time::Duration::from_secs(30),
+            max_connections: 4096,
+        }
+    }
+}
+
+/// Scheduled sync: how the scheduler looks at the rules, and what a run does when the
+/// source's quota runs out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    /// Run rules on their schedules. Off: rules run only when asked ("Run now").
+    pub scheduler: bool,
+    /// A schedule missed while the host was down runs once at start (each rule can also
+    /// turn it off). Off: missed slots are skipped.
+    pub catch_up: bool,
+    /// How often the scheduler looks for due rules.
+    #[serde(with = "humantime_serde")]
+    pub tick: std::time::Duration,
+    /// How long a run waits when the source refused it for quota (429) past the plugin's
+    /// own retries, before it tries again; it tries `quota_retries` times.
+    #[serde(with = "humantime_serde")]
+    pub quota_wait: std::time::Duration,
+    pub quota_retries: u32,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            scheduler: true,
+            catch_up: true,
+            tick: std::time::Duration::from_secs(5),
+            quota_wait: std::time::Duration::from_secs(300),
+            quota_retries: 3,
+        }
+    }
 }
 
 /// An external registry as the import target. Projects stay Hoist's (they are the first
@@ -127,6 +182,8 @@ impl Default for Config {
             egress: EgressConfig::default(),
             registries: HashMap::new(),
             target: None,
+            sync: SyncConfig::default(),
+            server: ServerConfig::default(),
         }
     }
 }

@@ -5,6 +5,8 @@
 mod api;
 mod auth;
 pub mod config;
+pub mod listen;
 pub mod server;
 mod store;
+mod sync;
 mod ui;

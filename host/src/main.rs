@@ -156,9 +156,13 @@ async fn main() -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let resumed = host.runner.recover().await?;
-    if resumed > 0 {
-        tracing::info!(resumed, "imports from the last run continue");
+    let resumed = host.resume().await?;
+    if resumed.imports > 0 || resumed.sync_runs > 0 {
+        tracing::info!(
+            imports = resumed.imports,
+            sync_runs = resumed.sync_runs,
+            "work from the last run continues"
+        );
     }
     println!("Hoist is running: open http://{addr}/");
     match &host.admin_source {
@@ -173,7 +177,7 @@ async fn main() -> Result<()> {
         ),
         _ => {}
     }
-    axum::serve(listener, host.router).await?;
+    host.serve(listener).await;
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use crate::auth::jwt::TokenKeys;
 use crate::auth::registry_access::{self, RegistryAccess};
 use crate::config::Config;
 use crate::store::HostStore;
+use crate::sync::runner::{SyncRunner, SyncSettings};
 use anyhow::{Context, Result, anyhow, bail};
 use axum::response::IntoResponse as _;
 use hoist_imports::PluginRuntime;
@@ -31,6 +32,31 @@ pub struct Host {
     /// Where the admin password came from, for the start-up message.
     pub admin_source: AdminPasswordSource,
     pub admin: AdminPassword,
+    sync: SyncRunner,
+    limits: crate::listen::Limits,
+}
+
+/// What [`Host::resume`] picked up from the last process.
+pub struct Resumed {
+    pub imports: usize,
+    pub sync_runs: usize,
+}
+
+impl Host {
+    /// Starts the work that goes on without requests: imports and sync runs the last
+    /// process left unfinished continue, and the sync scheduler starts. Call it once the
+    /// host is about to serve.
+    pub async fn resume(&self) -> Result<Resumed> {
+        let imports = self.runner.recover().await?;
+        let sync_runs = self.sync.recover().await?;
+        self.sync.start_scheduler();
+        Ok(Resumed { imports, sync_runs })
+    }
+
+    /// Serves the host on `listener`, under the configured connection limits.
+    pub async fn serve(self, listener: tokio::net::TcpListener) {
+        crate::listen::serve(listener, self.router, self.limits).await
+    }
 }
 
 /// Builds the host. `password` is `HOIST_ADMIN_PASSWORD`, passed in rather than read
@@ -54,10 +80,17 @@ pub async fn build(config: &Config, password: Option<String>) -> Result<Host> {
     let store = HostStore::new(metadata.clone());
     let storage = FsStorage::open(data)
         .with_context(|| format!("opening the blob store in {}", data.display()))?;
-    let access = RegistryAccess {
+    let passwords = crate::auth::Passwords {
         admin: admin.clone(),
+        store: store.clone(),
+        throttle: Default::default(),
+    };
+    let access = RegistryAccess {
+        passwords: passwords.clone(),
         keys: keys.clone(),
         store: store.clone(),
+        external_host: config.external_host.clone(),
+        listen_host: config.listen.to_string(),
     };
     let registry = Registry::new(
         Arc::new(storage),
@@ -73,13 +106,10 @@ pub async fn build(config: &Config, password: Option<String>) -> Result<Host> {
 
     let registries = config.registry_settings()?;
     let target = external_target(config)?;
-    let plugin = load_plugin(
-        config,
-        &registries,
-        clients(config, &registries, target.as_ref())?,
-        &data.join("cache"),
-    )
-    .await?;
+    let network = clients(config, &registries, target.as_ref())?;
+    // Webhooks leave through the same egress policy as imports.
+    let webhook_network = network.clone();
+    let plugin = load_plugin(config, &registries, network, &data.join("cache")).await?;
     // Task targets, and the pull commands shown for them, name the registry that holds
     // the images.
     let import_authority = target
@@ -97,7 +127,7 @@ pub async fn build(config: &Config, password: Option<String>) -> Result<Host> {
     let runner = TaskRunner::new(
         Arc::new(store.clone()),
         plugin.clone(),
-        secrets,
+        secrets.clone(),
         RunnerConfig {
             workers: config.imports.workers,
             per_registry: config.imports.per_registry,
@@ -106,11 +136,25 @@ pub async fn build(config: &Config, password: Option<String>) -> Result<Host> {
         },
         Some(own),
     );
+    let sync = SyncRunner::new(
+        store.clone(),
+        runner.clone(),
+        secrets,
+        SyncSettings {
+            scheduler: config.sync.scheduler,
+            catch_up: config.sync.catch_up,
+            tick: config.sync.tick,
+            quota_wait: config.sync.quota_wait,
+            quota_retries: config.sync.quota_retries,
+        },
+        webhook_network,
+    );
     let api = api::router(AppState {
         plugin,
         store,
         runner: runner.clone(),
-        admin: admin.clone(),
+        sync: sync.clone(),
+        passwords,
         keys,
         external_host: import_authority,
     });
@@ -129,8 +173,9 @@ pub async fn build(config: &Config, password: Option<String>) -> Result<Host> {
                         true
                     } else {
                         let headers = req.headers().clone();
+                        let peer = crate::auth::peer(req.extensions());
                         tokio::task::spawn_blocking(move || {
-                            access.caller(&headers).is_some_and(|c| c.is_admin())
+                            access.caller(&headers, peer).is_ok_and(|c| c.is_admin())
                         })
                         .await
                         .unwrap_or(false)
@@ -160,6 +205,11 @@ pub async fn build(config: &Config, password: Option<String>) -> Result<Host> {
         runner,
         admin_source,
         admin,
+        sync,
+        limits: crate::listen::Limits {
+            header_read_timeout: config.server.header_read_timeout,
+            max_connections: config.server.max_connections,
+        },
     })
 }
 

@@ -11,20 +11,19 @@
 //! is loaded. A pinned artifact is kept in the cache folder, so a restart does not need
 //! the registry. [`push`] writes the same layout.
 
-use crate::boundary::client::{Clients, policy_denial};
+use crate::boundary::client::Clients;
 use crate::boundary::credentials::Secret;
+use crate::boundary::fetch::{Response, send};
 use crate::settings::RegistrySettings;
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use bytes::Bytes;
 use hoist_plugin::auth::{Challenge, TokenResponse, basic_authorization, parse_challenge};
 use hoist_plugin::reference::Reference;
 use hoist_plugin::url::Url;
-use http::{HeaderMap, Method, StatusCode, header};
-use http_body_util::BodyExt as _;
+use http::{Method, StatusCode, header};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// The media type of a WebAssembly artifact's config.
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
@@ -36,7 +35,6 @@ const MAX_MANIFEST: usize = 4 << 20;
 /// Far above the plugin's size (under 1 MiB), far below what would hurt the host.
 const MAX_COMPONENT: usize = 64 << 20;
 const MAX_REDIRECTS: usize = 5;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Where the host's plugin comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -447,13 +445,6 @@ pub async fn push(
     })
 }
 
-/// A response, its body read in full.
-struct Response {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
 fn status_error(response: &Response, what: &str) -> anyhow::Error {
     let body = String::from_utf8_lossy(&response.body[..response.body.len().min(300)]);
     match response.status {
@@ -621,57 +612,6 @@ impl<'a> Session<'a> {
             url.redacted()
         )
     }
-}
-
-/// One request through the pooled client: its connector checks the egress policy on the
-/// address it dials, and the registry's extra CAs apply.
-async fn send(
-    clients: &Clients,
-    method: Method,
-    url: &Url,
-    headers: &[(header::HeaderName, String)],
-    authorization: Option<&str>,
-    body: Bytes,
-    limit: usize,
-) -> Result<Response> {
-    let mut request = http::Request::builder()
-        .method(method)
-        .uri(url.to_string())
-        .header(header::USER_AGENT, "hoist-host");
-    for (name, value) in headers {
-        request = request.header(name, value);
-    }
-    if let Some(value) = authorization {
-        let mut value = http::HeaderValue::from_str(value)?;
-        value.set_sensitive(true);
-        request = request.header(header::AUTHORIZATION, value);
-    }
-    let body = http_body_util::Full::new(body)
-        .map_err(|never| match never {})
-        .boxed_unsync();
-    let request = request.body(body)?;
-    let client = clients.for_authority(&url.authority).clone();
-    let response = tokio::time::timeout(REQUEST_TIMEOUT, client.request(request))
-        .await
-        .map_err(|_| anyhow!("{} did not answer in time", url.redacted()))?
-        .map_err(|e| match policy_denial(&e) {
-            Some(denied) => anyhow!("{denied}"),
-            None => anyhow!("cannot reach {}: {e}", url.redacted()),
-        })?;
-    let (parts, incoming) = response.into_parts();
-    let body = tokio::time::timeout(
-        REQUEST_TIMEOUT,
-        http_body_util::Limited::new(incoming, limit.max(64 << 10)).collect(),
-    )
-    .await
-    .map_err(|_| anyhow!("{} stalled while sending its answer", url.redacted()))?
-    .map_err(|e| anyhow!("reading the answer of {}: {e}", url.redacted()))?
-    .to_bytes();
-    Ok(Response {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    })
 }
 
 fn sha256(bytes: &[u8]) -> String {

@@ -8,6 +8,7 @@ pub mod manifest;
 pub mod progress;
 pub mod reference;
 pub mod retry;
+pub mod rule;
 pub mod select;
 pub mod sync;
 pub mod target;

@@ -30,7 +30,29 @@ struct Shared {
     warnings: Rc<RefCell<Vec<String>>>,
 }
 
+/// How a standalone caller (the CLI) reaches registries, as an import spec carries it:
+/// mirrors per registry, plain-HTTP registries, `(registry, user, password)` triples,
+/// and the retry budget.
+pub struct Reach {
+    pub endpoints: Vec<(String, Vec<String>)>,
+    pub insecure: Vec<String>,
+    pub credentials: Vec<(String, String, String)>,
+    pub max_retries: u32,
+}
+
 impl Plan {
+    /// [`Plan::start`] for a caller that holds its own credentials.
+    pub fn start_standalone(spec: PlanSpec, reach: &Reach) -> Result<Self, ImportError> {
+        let settings = Settings::new(
+            &reach.endpoints,
+            &reach.insecure,
+            &reach.credentials,
+            reach.max_retries,
+            Default::default(),
+        )?;
+        Self::start(spec, settings)
+    }
+
     /// Checks the request (patterns, ranges, naming) and starts the plan. Fails before any
     /// network call when the rule is invalid.
     pub fn start(spec: PlanSpec, settings: Settings) -> Result<Self, ImportError> {

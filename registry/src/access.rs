@@ -62,6 +62,15 @@ pub enum Target {
         name: String,
         action: Action,
     },
+    /// A cross-repository mount: `action` (push) on `name`, which the request needs, and a
+    /// read of `from`, which the mount needs (without it, an upload starts instead). A
+    /// challenge names both scopes, so that a client asking for exactly the challenged
+    /// scope can mount.
+    Mount {
+        name: String,
+        from: String,
+        action: Action,
+    },
 }
 
 /// Decides whether a request may do what it asks. `parts` carries the Authorization

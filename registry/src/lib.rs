@@ -41,7 +41,7 @@ pub use errors::RegistryError;
 pub use gc::{GcReport, collect as collect_garbage};
 pub use http::router;
 pub use layers::{service, with_layers};
-pub use metadata::{Metadata, Project, TagDetail};
+pub use metadata::{ImportedTag, ManifestRecord, Metadata, Project, TagDetail};
 pub use metrics::Metrics;
 pub use names::{check_project, project_of};
 pub use ops::{admin_router, readiness_router};

@@ -92,7 +92,9 @@ pub fn check_repository(name: &str) -> Result<()> {
         }
     }
     if components.len() < 2 {
-        return Err(RegistryError::name_invalid(format!(
+        // A well-formed name that names no project here: NAME_UNKNOWN (404), which docker
+        // does not retry, rather than NAME_INVALID, which it retries for about a minute.
+        return Err(RegistryError::name_unknown(format!(
             "{name:?} has no project: repositories here are <project>/<name>, such as \
              my-team/{name}"
         )));
@@ -148,6 +150,9 @@ pub enum Reference {
 }
 
 impl Reference {
+    /// The reference a manifest is pushed under. A bad one is the manifest's fault, so
+    /// 400 `MANIFEST_INVALID` (or `DIGEST_INVALID`): `TAG_INVALID` is not among the
+    /// distribution spec's error codes.
     pub fn parse(s: &str) -> Result<Self> {
         if s.contains(':') {
             check_digest(s)?;
@@ -155,15 +160,17 @@ impl Reference {
         } else if tag_ok(s) {
             Ok(Reference::Tag(s.to_owned()))
         } else {
-            Err(RegistryError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                "TAG_INVALID",
-                format!(
-                    "{s:?} is not a valid tag: use up to {MAX_TAG} letters, digits, '_', '.' \
-                     and '-', not starting with '.' or '-'"
-                ),
-            ))
+            Err(RegistryError::manifest_invalid(format!(
+                "{s:?} is not a valid tag: use up to {MAX_TAG} letters, digits, '_', '.' and \
+                 '-', not starting with '.' or '-'"
+            )))
         }
+    }
+
+    /// The reference a manifest is read or deleted by. One that cannot exist names no
+    /// manifest: 404 `MANIFEST_UNKNOWN`, as the spec's pull section requires.
+    pub fn lookup(repository: &str, s: &str) -> Result<Self> {
+        Self::parse(s).map_err(|_| RegistryError::manifest_unknown(repository, s))
     }
 }
 

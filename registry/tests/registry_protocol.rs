@@ -251,7 +251,61 @@ fn the_api_version_check_answers_and_unknown_paths_are_spec_errors() {
     assert_eq!(a.code(), "NAME_INVALID");
     assert!(a.text().contains("uppercase"), "{}", a.text());
     let a = s.get("/v2/app/tags/list");
-    assert_eq!(a.code(), "NAME_INVALID", "a repository needs a project");
+    assert_eq!(a.status, 404, "a repository needs a project");
+    assert_eq!(
+        a.code(),
+        "NAME_UNKNOWN",
+        "not NAME_INVALID, which docker retries"
+    );
+    assert!(a.text().contains("has no project"), "{}", a.text());
+    let a = s.call(
+        "PUT",
+        "/v2/app/manifests/v1",
+        &[("content-type", OCI_MANIFEST)],
+        b"{}",
+    );
+    assert_eq!(a.status, 404);
+    assert_eq!(a.code(), "NAME_UNKNOWN");
+    let a = s.get("/v2/ghost/x/manifests/1");
+    assert_eq!(a.status, 404);
+    assert_eq!(a.code(), "NAME_UNKNOWN");
+    assert!(
+        a.text().contains("the project ghost does not exist"),
+        "{}",
+        a.text()
+    );
+}
+
+/// A reference that cannot exist names no manifest: 404 `MANIFEST_UNKNOWN` on GET, HEAD
+/// and DELETE (the conformance suite's `.INVALID_MANIFEST_NAME`); pushing under one is
+/// the manifest's fault, with a code from the spec's list.
+#[test]
+fn a_reference_that_cannot_exist_is_unknown_to_reads_and_invalid_to_pushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::with_team(dir.path());
+    s.image("team/app", Some("v1"), json!({}));
+    for reference in [".INVALID_MANIFEST_NAME", "-bad", "sha256:abc", "md5:00"] {
+        let path = format!("/v2/team/app/manifests/{reference}");
+        for method in ["GET", "DELETE"] {
+            let a = s.call(method, &path, &[], b"");
+            assert_eq!(a.status, 404, "{method} {reference}: {}", a.text());
+            assert_eq!(a.code(), "MANIFEST_UNKNOWN", "{method} {reference}");
+        }
+        assert_eq!(
+            s.call("HEAD", &path, &[], b"").status,
+            404,
+            "HEAD {reference}"
+        );
+    }
+    let a = s.call(
+        "PUT",
+        "/v2/team/app/manifests/.INVALID_MANIFEST_NAME",
+        &[("content-type", OCI_MANIFEST)],
+        b"{}",
+    );
+    assert_eq!(a.status, 400, "{}", a.text());
+    assert_eq!(a.code(), "MANIFEST_INVALID");
+    assert!(a.text().contains("not a valid tag"), "{}", a.text());
 }
 
 #[test]
@@ -305,6 +359,25 @@ fn a_chunked_upload_checks_its_ranges_and_reports_its_state() {
         &data[200_000..],
     );
     assert_eq!(a.status, 416);
+    // A range whose length overflows is refused, however empty the body (its length
+    // once wrapped to 0 and matched an empty body).
+    let fresh = s.call("POST", "/v2/team/app/blobs/uploads/", &[], b"");
+    assert_eq!(fresh.status, 202);
+    let a = s.call(
+        "PATCH",
+        fresh.header("location"),
+        &[("content-range", "0-18446744073709551615")],
+        b"",
+    );
+    assert_eq!(a.status, 400, "{}", a.text());
+    assert_eq!(a.code(), "BLOB_UPLOAD_INVALID");
+    let a = s.call(
+        "PATCH",
+        &location,
+        &[("content-range", &format!("100000-{}", u64::MAX - 1))],
+        b"",
+    );
+    assert_eq!(a.status, 400, "a length that disagrees: {}", a.text());
 
     let a = s.get(&location);
     assert_eq!(a.status, 204);

@@ -14,15 +14,25 @@ use std::time::Duration;
 
 #[derive(Clone, Copy, Debug)]
 pub enum ProxyFault {
+    /// None: the proxy only forwards and counts (a counting proxy).
+    None,
+    /// While armed ([`FaultProxy::arm_rate_limit`]), manifest requests answer 429 with
+    /// `Retry-After: <seconds>`, Docker Hub style quota headers, and no upstream call.
+    RateLimitManifests { retry_after_secs: u32 },
     /// The first request that completes an upload (a PUT with `?digest=`) reaches the
     /// registry, but its answer is held back this long, as if lost on the way.
     DelayFirstUploadCompletion(Duration),
+    /// Every blob `GET` is answered this much later, so that a copy is reliably caught
+    /// halfway (a restart during a run).
+    DelayBlobs(Duration),
 }
 
 struct Inner {
     upstream: String,
     fault: ProxyFault,
     completions: AtomicUsize,
+    /// How many more manifest requests answer 429 under `RateLimitManifests`.
+    rate_limited: AtomicUsize,
     /// Method, path and status of every forwarded request.
     log: Mutex<Vec<(String, String, u16)>>,
 }
@@ -39,6 +49,7 @@ impl FaultProxy {
             upstream: upstream.to_owned(),
             fault,
             completions: AtomicUsize::new(0),
+            rate_limited: AtomicUsize::new(0),
             log: Mutex::new(Vec::new()),
         });
         let app = Router::new().fallback(forward).with_state(inner.clone());
@@ -56,6 +67,16 @@ impl FaultProxy {
     pub fn log(&self) -> Vec<(String, String, u16)> {
         self.inner.log.lock().unwrap().clone()
     }
+
+    /// Forgets the requests so far.
+    pub fn clear_log(&self) {
+        self.inner.log.lock().unwrap().clear();
+    }
+
+    /// Under `RateLimitManifests`, the next `n` manifest requests answer 429.
+    pub fn arm_rate_limit(&self, n: usize) {
+        self.inner.rate_limited.store(n, Ordering::SeqCst);
+    }
 }
 
 async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
@@ -71,12 +92,32 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         .map_or("/".to_owned(), |p| p.to_string());
     let completion =
         method == "PUT" && path.contains("/blobs/uploads/") && path.contains("digest=");
+    let blob_get = method == "GET" && path.contains("/blobs/sha256:");
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
         .filter(|(k, _)| !matches!(k.as_str(), "host" | "content-length" | "connection"))
         .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_owned())))
         .collect();
+    if let ProxyFault::RateLimitManifests { retry_after_secs } = inner.fault
+        && path.contains("/manifests/")
+        && inner
+            .rate_limited
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    {
+        inner.log.lock().unwrap().push((method, path, 429));
+        let mut response = (
+            StatusCode::TOO_MANY_REQUESTS,
+            r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"pull rate limit"}]}"#,
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        headers.insert("retry-after", HeaderValue::from(retry_after_secs));
+        headers.insert("ratelimit-limit", HeaderValue::from_static("100;w=21600"));
+        headers.insert("ratelimit-remaining", HeaderValue::from_static("0;w=21600"));
+        return response;
+    }
     let for_upstream = inner.clone();
     let (method_c, path_c) = (method.clone(), path.clone());
     let answer = tokio::task::spawn_blocking(move || {
@@ -93,6 +134,9 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         ProxyFault::DelayFirstUploadCompletion(delay)
             if completion && inner.completions.fetch_add(1, Ordering::SeqCst) == 0 =>
         {
+            tokio::time::sleep(delay).await;
+        }
+        ProxyFault::DelayBlobs(delay) if blob_get => {
             tokio::time::sleep(delay).await;
         }
         _ => {}

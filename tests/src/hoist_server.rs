@@ -1,7 +1,6 @@
 //! Hoist's own host, started in this process from a configuration, on a port of its own;
 //! stopped when dropped, and started again on the same data folder to test restarts.
 
-use crate::free_port;
 use hoist_host::config::{Config, SourceRegistry};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -49,9 +48,15 @@ pub fn over_plain_http(config: &mut Config, registry: &str) {
 impl HoistServer {
     /// Starts the host with `config`, on a free port unless it names one.
     pub fn start(mut config: Config) -> Self {
+        // Bound here, before the host is built, and handed over: a port picked now and
+        // bound later can be taken by another test in between.
         if config.listen.port() == 5000 {
-            config.listen = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+            config.listen = "127.0.0.1:0".parse().unwrap();
         }
+        let listener = std::net::TcpListener::bind(config.listen)
+            .unwrap_or_else(|e| panic!("binding {}: {e}", config.listen));
+        listener.set_nonblocking(true).unwrap();
+        config.listen = listener.local_addr().unwrap();
         let port = config.listen.port();
         let data_dir = config.data_dir.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -66,13 +71,13 @@ impl HoistServer {
                 let host = hoist_host::server::build(&config, Some(ADMIN_PASSWORD.into()))
                     .await
                     .expect("the host starts");
-                let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
-                host.runner.recover().await.unwrap();
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                host.resume().await.unwrap();
                 ready.send(()).unwrap();
                 // Stopping drops the runtime mid-flight, as a crash would: no import gets
                 // to finish or to record anything more.
                 tokio::select! {
-                    served = axum::serve(listener, host.router) => served.unwrap(),
+                    () = host.serve(listener) => {}
                     _ = stopped => {}
                 }
             });

@@ -1,4 +1,4 @@
-//! `hoist copy`, `inspect` and `batch` under the real, pinned `wasmtime` CLI, between real
+//! `hoist copy`, `inspect`, `batch` and `sync` under the real, pinned `wasmtime` CLI, between real
 //! Debian `docker-registry` instances; skopeo checks what the registries hold.
 
 use base64::Engine;
@@ -860,4 +860,101 @@ fn every_command_has_help_with_examples() {
     }
     let out = run(&["--help"]);
     assert!(out.assert_ok().stdout.contains("Exit codes:"));
+}
+
+/// The summary event of a `sync --json` run.
+fn sync_summary(run: &Run) -> Value {
+    run.events()
+        .into_iter()
+        .find(|e| e["event"] == "summary")
+        .unwrap_or_else(|| panic!("no summary: {}", run.stdout))
+}
+
+#[test]
+fn sync_copies_what_a_rule_selects_then_only_what_changed() {
+    let src = Registry::start(Auth::None);
+    let dst = Registry::start(Auth::None);
+    let push = |tag: &str| {
+        Pusher::new(&src.url()).image(
+            "library/app",
+            Some(tag),
+            Format::Oci,
+            &[20_000],
+            ("linux", "amd64"),
+        )
+    };
+    for tag in [
+        "1.0.0",
+        "1.1.0",
+        "1.2.0",
+        "1.3.0",
+        "1.4.0-rc.1",
+        "latest",
+        "edge",
+    ] {
+        push(tag);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rule.yaml"),
+        format!(
+            "source: {{registry: docker.io, repositories: [library/app]}}\n\
+             target: {}/hub\n\
+             tags: {{semver: '>=1.1 <2', newest: 2}}\n",
+            dst.host()
+        ),
+    )
+    .unwrap();
+    let preopen = format!("{}::/work", dir.path().display());
+    let mirror = format!("docker.io={}", src.url());
+    let d = dst.host();
+    let sync = |extra: &[&str]| {
+        let mut args = vec!["sync", "--mirror", &mirror, "--plain-http", &d, "--json"];
+        args.extend_from_slice(extra);
+        args.push("/work/rule.yaml");
+        run_with(&["--dir", &preopen], &args, "")
+    };
+    let tags = || {
+        let list: Value = ureq::get(&format!("{}/v2/hub/app/tags/list", dst.url()))
+            .call()
+            .map(|r| r.into_json().unwrap())
+            .unwrap_or(Value::Null);
+        let mut tags: Vec<String> = list["tags"]
+            .as_array()
+            .map(|a| a.iter().map(|t| t.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default();
+        tags.sort();
+        tags
+    };
+
+    // A dry run says what it would copy and copies nothing.
+    let dry = sync(&["--dry-run"]);
+    dry.assert_ok();
+    assert_eq!(sync_summary(&dry)["copied"], 2, "{}", dry.stdout);
+    assert!(tags().is_empty());
+
+    let first = sync(&[]);
+    first.assert_ok();
+    let summary = sync_summary(&first);
+    assert_eq!(summary["copied"], 2, "{}", first.stdout);
+    assert_eq!(summary["filtered"], 5, "{}", first.stdout);
+    assert_eq!(tags(), ["1.2.0", "1.3.0"]);
+
+    push("1.4.0");
+    let second = sync(&[]);
+    second.assert_ok();
+    let summary = sync_summary(&second);
+    assert_eq!(summary["copied"], 1, "{}", second.stdout);
+    assert_eq!(summary["unchanged"], 1, "{}", second.stdout);
+    assert_eq!(tags(), ["1.2.0", "1.3.0", "1.4.0"]);
+
+    // A rule the engine refuses is one usage line and exit code 2.
+    std::fs::write(
+        dir.path().join("rule.yaml"),
+        "source: {registry: docker.io, repositories: [library/app]}\ntarget: nowhere\n",
+    )
+    .unwrap();
+    let bad = sync(&[]);
+    assert_eq!(bad.code, Some(2), "{}", bad.stderr);
+    assert!(bad.stderr.contains("REGISTRY/PROJECT"), "{}", bad.stderr);
 }

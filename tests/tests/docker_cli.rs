@@ -306,15 +306,10 @@ fn a_robot_pushes_with_docker_where_its_scope_allows_and_is_denied_elsewhere() {
     );
 }
 
-/// KNOWN HOST ISSUE, ignored until the host is fixed: a push to a repository with no
-/// project part (`127.0.0.1:PORT/hello`) is answered 400 `NAME_INVALID` on the HEAD of
-/// the blob and on every `POST /v2/hello/blobs/uploads/`; docker retries a 400 (it gives
-/// up at once only on `DENIED`, `UNAUTHORIZED` and `UNSUPPORTED`), 5 times with growing
-/// back-off, and fails after about 50 s with `name invalid: "hello" has no project: …`.
-/// Run it with `--ignored` once the host refuses such a name in a way docker does not
-/// retry.
+/// A push to a repository with no project part (`127.0.0.1:PORT/hello`) is refused with
+/// 404 `NAME_UNKNOWN`, which docker does not retry (it retried the 400 `NAME_INVALID` this
+/// used to be for about 50 s), and the error names what is missing.
 #[test]
-#[ignore = "known host issue: a push without a project answers 400 NAME_INVALID, which docker retries for ~50 s"]
 fn docker_push_without_a_project_is_refused_at_once() {
     let data = tempfile::tempdir().unwrap();
     let host = HoistServer::start(test_config(data.path(), &[]));

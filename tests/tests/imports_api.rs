@@ -247,6 +247,23 @@ fn the_same_import_twice_is_merged_and_a_cancelled_one_can_be_retried() {
     assert_eq!(second["merged"], true, "{second}");
     assert_eq!(second["task_id"], first["task_id"]);
     let id = first["task_id"].as_str().unwrap().to_owned();
+    // Only identical requests merge: other platforms or other credentials would be lost in
+    // the running task, so they are refused, naming the task to wait for.
+    let mut other = body.clone();
+    other["platforms"] = json!(["linux/arm64"]);
+    let (status, refused) = import(&host, "web", other);
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["error"]["field"], "platforms", "{refused}");
+    assert!(
+        refused["error"]["message"].as_str().unwrap().contains(&id),
+        "{refused}"
+    );
+    let mut other = body.clone();
+    other["auth"] = json!({"username": "u", "password": "p"});
+    let (status, refused) = import(&host, "web", other);
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["error"]["field"], "auth", "{refused}");
+    assert!(!refused.to_string().contains("\"p\""), "{refused}");
 
     wait_until(Duration::from_secs(30), "the copy to start", || {
         let (_, t) = host.admin("GET", &format!("/api/v1/tasks/{id}"), None);
@@ -466,4 +483,64 @@ fn a_robot_pushes_where_its_scopes_allow_and_nowhere_else() {
     assert_eq!(status, 204);
     let after = skopeo_copy(&source, &format!("{}/web/app:v3", host.host()), &creds);
     assert!(!after.status.success(), "a deleted robot is locked out");
+}
+
+/// Every error from `/api/v1` is the API's JSON error, including those axum answers
+/// itself: an unknown path, a method a route does not take, a bad query string, a body
+/// over the limit.
+#[test]
+fn every_api_error_is_json_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = HoistServer::start(test_config(dir.path(), &[]));
+    host.project("web", false);
+    let cases: [(&str, &str, Option<Value>, u16, &str); 4] = [
+        ("GET", "/api/v1/nothing/here", None, 404, "not_found"),
+        ("GET", "/api/v1", None, 404, "not_found"),
+        (
+            "PATCH",
+            "/api/v1/tasks/abc/cancel",
+            None,
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "GET",
+            "/api/v1/projects/web/tasks?limit=many",
+            None,
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (method, path, body, status, code) in cases {
+        let (got, answer) = host.admin(method, path, body);
+        assert_eq!(got, status, "{method} {path}: {answer}");
+        assert_eq!(answer["error"]["code"], code, "{method} {path}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.len() > 10, "{method} {path}: {answer}");
+    }
+    let (_, answer) = host.admin("GET", "/api/v1/projects/web/tasks?limit=many", None);
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limit"),
+        "the message names the parameter: {answer}"
+    );
+
+    // A body over the limit, announced by its length: refused before it is read.
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(host.host()).unwrap();
+    write!(
+        stream,
+        "POST /api/v1/projects HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{{\"name\": \"",
+        host.host(),
+        64 << 20
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "too_large", "{body}");
 }

@@ -178,6 +178,28 @@ fn a_private_source_behind_token_auth_imports_and_its_password_is_never_logged()
     let task = host.wait_task(&id, TASK_DEADLINE);
     assert_eq!(task["state"], "failed", "{task}");
     assert_eq!(task["error"]["code"], "unauthorized", "{task}");
+    assert!(
+        task["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("requires credentials"),
+        "{task}"
+    );
+    // With a wrong password, the task says the credentials were refused, not missing.
+    let id = import(
+        &host,
+        "web",
+        json!({"source_url": source, "auth": {"username": "dana", "password": "wrong"}}),
+    );
+    let task = host.wait_task(&id, TASK_DEADLINE);
+    assert_eq!(task["error"]["code"], "unauthorized", "{task}");
+    assert!(
+        task["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("refused the credentials"),
+        "{task}"
+    );
 
     let id = import(
         &host,

@@ -400,7 +400,9 @@ fn skopeo_copies_into_and_out_of_a_private_project_with_logins() {
 }
 
 /// A token carries only the access it was issued for, the admin's included: one fetched
-/// to pull is refused a push, with a challenge that names the scope to ask for.
+/// to pull is refused a push, or an upload's cancel, with 401 and a challenge that names
+/// the scope to ask for (as distribution answers, and as docker needs to re-authenticate);
+/// a mount's challenge asks for a read of the repository it mounts from too.
 #[test]
 fn a_token_issued_to_pull_cannot_push_even_for_the_admin() {
     use base64::Engine;
@@ -436,14 +438,184 @@ fn a_token_issued_to_pull_cannot_push_even_for_the_admin() {
         Err(e) => panic!("{e}"),
     };
     let (status, challenge) = start_upload(&token("repository:scoped/app:pull"));
-    assert_eq!(status, 403);
+    assert_eq!(status, 401);
     let challenge = challenge.expect("a challenge to ask for more");
     assert!(
-        challenge.contains("insufficient_scope") && challenge.contains("scoped/app:pull,push"),
+        challenge.contains("error=\"insufficient_scope\"")
+            && challenge.contains("scope=\"repository:scoped/app:pull,push\""),
         "{challenge}"
     );
+    let push = token("repository:scoped/app:pull,push");
+    let session = ureq::post(&host.url("/v2/scoped/app/blobs/uploads/"))
+        .set("authorization", &format!("Bearer {push}"))
+        .call()
+        .unwrap();
+    assert_eq!(session.status(), 202);
+    let location = session.header("location").unwrap().to_owned();
+    let cancel = |token: &str| match ureq::delete(&host.url(&location))
+        .set("authorization", &format!("Bearer {token}"))
+        .call()
+    {
+        Ok(r) => (r.status(), None),
+        Err(ureq::Error::Status(code, r)) => {
+            (code, r.header("www-authenticate").map(str::to_owned))
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let (status, challenge) = cancel(&token("repository:scoped/app:pull"));
+    assert_eq!(status, 401, "a cancel with a pull token");
+    assert!(challenge.unwrap().contains("insufficient_scope"));
+    assert_eq!(cancel(&push).0, 204);
+
+    // Anonymous, a mount is challenged for both scopes it needs.
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let answer = ureq::post(&host.url(&format!(
+        "/v2/scoped/app/blobs/uploads/?mount={digest}&from=scoped/base"
+    )))
+    .call();
+    let Err(ureq::Error::Status(401, r)) = answer else {
+        panic!("an anonymous mount is challenged: {answer:?}")
+    };
+    let challenge = r.header("www-authenticate").unwrap();
+    assert!(
+        challenge.contains("scope=\"repository:scoped/app:pull,push repository:scoped/base:pull\""),
+        "{challenge}"
+    );
+}
+
+/// A registry token is for `/v2` only: whatever its scope, and even when issued to the
+/// admin, the JSON API and the UI's data refuse it, and nothing it asked for happens.
+#[test]
+fn the_api_refuses_registry_tokens_of_any_scope() {
+    use base64::Engine;
+    let data = tempfile::tempdir().unwrap();
+    let host = HoistServer::start(test_config(data.path(), &[]));
+    host.project("open", true);
+    host.project("private", false);
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "admin:{}",
+            hoist_tests::hoist_server::ADMIN_PASSWORD
+        ))
+    );
+    let token = |scope: Option<&str>, auth: Option<&str>| -> String {
+        let mut request = ureq::get(&host.url("/token")).query("service", &host.host());
+        if let Some(scope) = scope {
+            request = request.query("scope", scope);
+        }
+        if let Some(auth) = auth {
+            request = request.set("authorization", auth);
+        }
+        let body: serde_json::Value = request.call().unwrap().into_json().unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    };
+    let tokens = [
+        token(Some("repository:open/app:pull"), Some(&basic)),
+        token(
+            Some("repository:private/app:pull,push,delete"),
+            Some(&basic),
+        ),
+        token(Some("registry:catalog:*"), Some(&basic)),
+        token(None, Some(&basic)),
+        token(Some("repository:open/app:pull"), None),
+    ];
+    let calls: [(&str, &str, Option<serde_json::Value>); 5] = [
+        ("GET", "/api/v1/projects", None),
+        (
+            "POST",
+            "/api/v1/projects",
+            Some(serde_json::json!({"name": "stolen", "public": false})),
+        ),
+        (
+            "POST",
+            "/api/v1/robots",
+            Some(serde_json::json!({"name": "r",
+                "scopes": [{"project": "private", "actions": ["pull", "push"]}]})),
+        ),
+        ("DELETE", "/api/v1/projects/open", None),
+        ("GET", "/ui/data/projects/private/tags", None),
+    ];
+    for token in &tokens {
+        for (method, path, body) in &calls {
+            let request = ureq::request(method, &host.url(path))
+                .set("authorization", &format!("Bearer {token}"));
+            let answer = match body {
+                Some(b) => request.send_json(b.clone()),
+                None => request.call(),
+            };
+            let (status, body): (u16, serde_json::Value) = match answer {
+                Ok(r) => (r.status(), r.into_json().unwrap_or_default()),
+                Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or_default()),
+                Err(e) => panic!("{e}"),
+            };
+            assert_eq!(status, 401, "{method} {path}: {body}");
+            assert!(
+                body.to_string().contains("registry token"),
+                "{method} {path}: {body}"
+            );
+        }
+    }
+    let (_, projects) = host.admin("GET", "/api/v1/projects", None);
+    let names: Vec<&str> = projects
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"open"), "nothing was deleted: {projects}");
+    assert!(
+        !names.contains(&"stolen"),
+        "nothing was created: {projects}"
+    );
+}
+
+/// The challenge's token realm cannot be steered by a forged `Host` header: a well-formed
+/// host is used (quote-escaped), a malformed one is replaced by the listen address, and a
+/// configured external host always wins.
+#[test]
+fn the_token_realm_is_never_built_from_a_forged_host_header() {
+    use std::io::{Read, Write};
+    let challenge = |host: &HoistServer, host_header: &str| -> String {
+        let mut stream = std::net::TcpStream::connect(host.host()).unwrap();
+        write!(
+            stream,
+            "GET /v2/ HTTP/1.1\r\nHost: {host_header}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .starts_with("www-authenticate:")
+                    .then(|| l["www-authenticate:".len()..].trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("no challenge in {answer}"))
+    };
+    let data = tempfile::tempdir().unwrap();
+    let host = HoistServer::start(test_config(data.path(), &[]));
     assert_eq!(
-        start_upload(&token("repository:scoped/app:pull,push")).0,
-        202
+        challenge(&host, "registry.example:5000"),
+        "Bearer realm=\"http://registry.example:5000/token\",service=\"hoist-registry\""
+    );
+    let forged = challenge(&host, "evil.example\",foo=\"bar");
+    assert_eq!(
+        forged,
+        format!(
+            "Bearer realm=\"http://{}/token\",service=\"hoist-registry\"",
+            host.host()
+        )
+    );
+    drop(host);
+
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path(), &[]);
+    config.external_host = Some("registry.example.com".into());
+    let host = HoistServer::start(config);
+    assert_eq!(
+        challenge(&host, "evil.example"),
+        "Bearer realm=\"http://registry.example.com/token\",service=\"hoist-registry\""
     );
 }

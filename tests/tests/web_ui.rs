@@ -643,3 +643,106 @@ fn an_admin_imports_a_batch_and_cancels_and_retries_a_slow_import() {
         c.close().await.unwrap();
     });
 }
+
+#[test]
+fn an_admin_creates_a_sync_rule_with_its_preview_runs_it_and_sees_its_items() {
+    let src = hoist_tests::registry::Registry::start(hoist_tests::registry::Auth::None);
+    for tag in ["1.0.0", "1.1.0", "1.2.0", "edge"] {
+        Pusher::new(&src.url()).image(
+            "library/app",
+            Some(tag),
+            Format::Oci,
+            &[30_000],
+            ("linux", "amd64"),
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = src.url();
+    let host = HoistServer::start(test_config(
+        &dir.path().join("host"),
+        &[("docker.io", &mirror)],
+    ));
+    host.project("mirror", false);
+    let driver = Driver::start();
+    let profile = dir.path().join("chromium-profile");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = browser(&driver, &profile).await;
+        c.goto(&host.url("/")).await.unwrap();
+        wait_js(&c, "the sign-in form", "document.querySelector('#signin-form')").await;
+        sign_in_as_admin(&c).await;
+        c.goto(&host.url("/ui/#/projects/mirror")).await.unwrap();
+        wait_js(&c, "the project page", "document.querySelector('#sync-link')").await;
+        click(&c, "#sync-link").await;
+        wait_js(&c, "the sync page", "document.querySelector('#rule-form')").await;
+
+        // The preview follows the form: a semver range keeps 1.1.0 and 1.2.0.
+        type_into(&c, "#rule-name", "app").await;
+        type_into(&c, "#rule-repositories", "library/app").await;
+        type_into(&c, "#rule-semver", ">=1.1 <2").await;
+        wait_js(
+            &c,
+            "the preview to list two tags to copy",
+            "document.querySelectorAll('#preview tr[data-action=\"copy\"]').length === 2",
+        )
+        .await;
+        let summary = text_of(&c, "#preview-summary").await;
+        assert!(summary.starts_with("2 to copy"), "{summary}");
+        screenshot_around(&c, "#rule-preview", "20-sync-preview").await;
+
+        // A bad range is named at its field when saving.
+        type_into(&c, "#rule-semver", ">=banana").await;
+        click(&c, "#rule-save").await;
+        wait_js(
+            &c,
+            "the range refused",
+            "document.querySelector('#rule-include-msg').textContent.length > 0",
+        )
+        .await;
+        type_into(&c, "#rule-semver", ">=1.1 <2").await;
+        click(&c, "#rule-save").await;
+        wait_js(
+            &c,
+            "the rule listed",
+            "document.querySelector('#rules tr[data-rule]')",
+        )
+        .await;
+
+        // Run now: the run's page shows its items, and ends with two copied.
+        c.execute(
+            "document.querySelector('#rules tr[data-rule] button').click();",
+            vec![],
+        )
+        .await
+        .unwrap();
+        wait_js(
+            &c,
+            "the run to end with two tags copied",
+            "document.querySelectorAll('#run-items tr[data-outcome=\"copied\"]').length === 2 \
+             && document.querySelector('#run-summary').innerText.includes('succeeded')",
+        )
+        .await;
+        let filtered = c
+            .execute(
+                "return document.querySelectorAll('#run-items tr[data-outcome=\"filtered\"]').length;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(filtered, json!(2), "1.0.0 and edge are filtered out");
+        screenshot(&c, "21-sync-run").await;
+        c.close().await.unwrap();
+    });
+    let (_, list) = host.admin("GET", "/v2/mirror/app/tags/list", None);
+    let mut tags: Vec<&str> = list["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    tags.sort();
+    assert_eq!(tags, ["1.1.0", "1.2.0"]);
+}

@@ -1,12 +1,12 @@
-//! Who is calling the API: the admin or a robot (Basic), or the holder of a token from the
-//! registry's token endpoint (Bearer), or the web UI's session cookie; anyone else is
-//! anonymous. A wrong password is a
-//! 401, never a silent fall back to anonymous.
+//! Who is calling the API: the admin or a robot (Basic), or the web UI's session cookie;
+//! anyone else is anonymous. A wrong password is a 401, never a silent fall back to
+//! anonymous. A registry token (Bearer) is refused here whatever its scope: it was issued
+//! for `/v2` access to named repositories, and reading it as its subject's full rights
+//! would turn a pull token of the admin's into an admin session.
 
 use super::{ApiError, AppState};
-use crate::auth::admin::ADMIN_USER;
 use crate::auth::session::{SessionCheck, session_caller};
-use crate::auth::{Caller, Presented, presented};
+use crate::auth::{Caller, Presented, REGISTRY_TOKEN_REFUSED, Refused, presented};
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -21,42 +21,51 @@ impl FromRequestParts<AppState> for ApiCaller {
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let refused = || {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "the credentials were not accepted; sign in as the admin, or use a token",
-            )
-        };
         let presented = presented(header);
         let (method, headers) = (parts.method.clone(), parts.headers.clone());
-        let (admin, keys, store) = (state.admin.clone(), state.keys.clone(), state.store.clone());
+        let peer = crate::auth::peer(&parts.extensions);
+        let (passwords, keys, store) = (
+            state.passwords.clone(),
+            state.keys.clone(),
+            state.store.clone(),
+        );
         // A robot's secret and a session's account are looked up in the database.
         let found = tokio::task::spawn_blocking(move || match presented {
             // Without credentials, the web UI's session cookie may stand for them.
             Presented::None => match session_caller(&method, &headers, &keys, &store) {
                 SessionCheck::None => Ok(Caller::Anonymous),
                 SessionCheck::Caller(c) => Ok(c),
-                SessionCheck::Refused(m) => Err(Some(m)),
+                SessionCheck::Refused(m) => Err(unauthorized(m)),
             },
-            Presented::Basic { user, password } => {
-                crate::auth::basic_caller(&user, &password, &admin, &store).ok_or(None)
-            }
-            Presented::Bearer(token) => match keys.verify(&token) {
-                Ok(claims) if claims.sub == ADMIN_USER => Ok(Caller::Admin),
-                Ok(claims) => Ok(Caller::Token(claims)),
-                Err(_) => Err(None),
-            },
-            Presented::Malformed => Err(None),
+            Presented::Basic { user, password } => passwords
+                .caller(&user, &password, peer)
+                .map_err(|refused| match refused {
+                    Refused::Wrong => refused_credentials(),
+                    Refused::Wait(wait) => ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "too_many_failures",
+                        refused.message(),
+                    )
+                    .retry_after(wait),
+                }),
+            Presented::Bearer(_) => Err(unauthorized(REGISTRY_TOKEN_REFUSED)),
+            Presented::Malformed => Err(refused_credentials()),
         })
         .await
         .map_err(ApiError::internal)?;
-        match found {
-            Ok(caller) => Ok(ApiCaller(caller)),
-            Err(Some(why)) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why)),
-            Err(None) => Err(refused()),
-        }
+        found.map(ApiCaller)
     }
+}
+
+fn unauthorized(why: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why)
+}
+
+fn refused_credentials() -> ApiError {
+    unauthorized(
+        "the credentials were not accepted; sign in as the admin or a robot, or use the web \
+         UI's session",
+    )
 }
 
 impl ApiCaller {

@@ -41,18 +41,34 @@ pub struct Accepted {
     task: Task,
 }
 
-fn accepted(submitted: Submitted) -> Accepted {
+fn accepted(submitted: Submitted) -> Result<Accepted, ApiError> {
     let (task, merged) = match submitted {
         Submitted::New(t) => (t, false),
         Submitted::Merged(t) => (t, true),
+        Submitted::Conflict { running, differs } => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!(
+                    "task {} imports {} into {} already, with other {differs}; wait for it to \
+                     end (GET /api/v1/tasks/{}) or cancel it, then import again",
+                    running.id, running.source, running.target, running.id
+                ),
+            )
+            .field(if differs == "platforms" {
+                "platforms"
+            } else {
+                "auth"
+            }));
+        }
     };
-    Accepted {
+    Ok(Accepted {
         task_id: task.id.clone(),
         url: format!("/api/v1/tasks/{}", task.id),
         events_url: format!("/api/v1/tasks/{}/events", task.id),
         merged,
         task,
-    }
+    })
 }
 
 /// Checks an import body and makes its task, without queueing it.
@@ -147,7 +163,7 @@ pub async fn import(
 ) -> Result<Response, ApiError> {
     let task = prepare(&state, &caller, &project, &body).await?;
     let submitted = state.runner.submit(task, body.auth).await?;
-    let accepted = accepted(submitted);
+    let accepted = accepted(submitted)?;
     tracing::info!(
         task = %accepted.task_id,
         project = %project,
@@ -207,9 +223,12 @@ pub async fn batch(
     for (index, image) in body.images.into_iter().enumerate() {
         let source_url = image.source_url.clone();
         let outcome = match prepare(&state, &caller, &project, &image).await {
-            Ok(task) => match state.runner.submit(task, image.auth).await {
-                Ok(s) => BatchOutcome::Accepted(Box::new(accepted(s))),
-                Err(e) => return Err(e.into()),
+            Ok(task) => match accepted(state.runner.submit(task, image.auth).await?) {
+                Ok(a) => BatchOutcome::Accepted(Box::new(a)),
+                Err(e) => BatchOutcome::Refused {
+                    error: serde_json::json!({"code": e.code, "message": e.message,
+                        "field": e.field}),
+                },
             },
             // The caller's rights are the same for every entry: stop at the first 401/403.
             Err(e) if matches!(e.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {

@@ -5,8 +5,8 @@ mod imports;
 mod openapi;
 mod projects;
 mod robots;
+mod sync_rules;
 
-use crate::auth::admin::AdminPassword;
 use crate::auth::jwt::TokenKeys;
 use crate::auth::session::CSRF_HEADER;
 use crate::store::HostStore;
@@ -29,7 +29,8 @@ pub struct AppState {
     pub plugin: PluginRuntime,
     pub store: HostStore,
     pub runner: TaskRunner,
-    pub admin: AdminPassword,
+    pub sync: crate::sync::runner::SyncRunner,
+    pub passwords: crate::auth::Passwords,
     pub keys: TokenKeys,
     /// The host part of this registry's references (`127.0.0.1:5000`).
     pub external_host: String,
@@ -59,6 +60,46 @@ pub fn router(state: AppState) -> Router {
             post(imports::batch),
         )
         .route("/api/v1/projects/{project}/tasks", get(imports::list))
+        .route(
+            "/api/v1/projects/{project}/sync-rules",
+            get(sync_rules::list).post(sync_rules::create),
+        )
+        .route(
+            "/api/v1/projects/{project}/sync-rules/preview",
+            post(sync_rules::preview),
+        )
+        .route(
+            "/api/v1/projects/{project}/sync-rules/{id}",
+            get(sync_rules::get_one)
+                .put(sync_rules::replace)
+                .delete(sync_rules::delete),
+        )
+        .route(
+            "/api/v1/projects/{project}/sync-rules/{id}/enable",
+            post(sync_rules::enable),
+        )
+        .route(
+            "/api/v1/projects/{project}/sync-rules/{id}/disable",
+            post(sync_rules::disable),
+        )
+        .route(
+            "/api/v1/projects/{project}/sync-rules/{id}/run",
+            post(sync_rules::run_now),
+        )
+        .route(
+            "/api/v1/projects/{project}/sync-rules/{id}/plan",
+            post(sync_rules::plan),
+        )
+        .route(
+            "/api/v1/projects/{project}/sync-rules/{id}/runs",
+            get(sync_rules::runs),
+        )
+        .route("/api/v1/sync-runs/{id}", get(sync_rules::get_run))
+        .route(
+            "/api/v1/sync-runs/{id}/cancel",
+            post(sync_rules::cancel_run),
+        )
+        .route("/api/v1/sync-runs/{id}/events", get(sync_rules::run_events))
         .route("/api/v1/robots", get(robots::list).post(robots::create))
         .route(
             "/api/v1/robots/{name}",
@@ -68,6 +109,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tasks/{id}/cancel", post(imports::cancel))
         .route("/api/v1/tasks/{id}/retry", post(imports::retry))
         .route("/api/v1/tasks/{id}/events", get(imports::events))
+        .route("/api/v1", axum::routing::any(unknown_route))
+        .route("/api/v1/{*rest}", axum::routing::any(unknown_route))
+        .layer(axum::middleware::from_fn(json_errors))
         .layer(axum::middleware::from_fn(strip_basic_challenge))
         .with_state(state)
 }
@@ -78,6 +122,7 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -87,7 +132,14 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
+    }
+
+    /// Adds `Retry-After` (a refusal that ends by itself).
+    pub fn retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after = Some(wait.as_secs().max(1));
+        self
     }
 
     pub fn field(mut self, field: impl Into<String>) -> Self {
@@ -126,6 +178,11 @@ impl IntoResponse for ApiError {
             error["field"] = json!(field);
         }
         let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
@@ -145,6 +202,13 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(JsonBody(v)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    "the request body is larger than the API accepts; send less",
+                ))
+            }
             Err(rejection) => Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_body",
@@ -198,6 +262,71 @@ pub fn error_response(status: StatusCode, e: &PluginError) -> Response {
         Json(json!({"error": {"code": code, "message": message}})),
     )
         .into_response()
+}
+
+/// Any path under `/api/v1` that no route takes.
+async fn unknown_route(request: Request) -> ApiError {
+    ApiError::not_found(format!(
+        "{} {} is not an API endpoint; the API's description is at /api/v1/openapi.yaml",
+        request.method(),
+        request.uri().path()
+    ))
+}
+
+/// Every error from the API is JSON: the rejections that axum and its extractors answer
+/// in plain text (a bad query string, a method the route does not take, a body over the
+/// limit) are rewritten into the API's error shape, keeping their status and their text.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // Rejection texts are short; anything longer is cut rather than buffered whole.
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_server_error() => "internal",
+        _ => "invalid_request",
+    };
+    let message = match (status, text.is_empty()) {
+        (StatusCode::METHOD_NOT_ALLOWED, _) => format!(
+            "this endpoint does not take that method{}; see /api/v1/openapi.yaml",
+            parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .map(|allow| format!(" (it takes {allow})"))
+                .unwrap_or_default()
+        ),
+        (StatusCode::PAYLOAD_TOO_LARGE, _) => {
+            "the request body is larger than the API accepts; send less".to_owned()
+        }
+        (_, false) => text,
+        (_, true) => status
+            .canonical_reason()
+            .unwrap_or("the request failed")
+            .to_owned(),
+    };
+    let mut answer = ApiError::new(status, code, message).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
 }
 
 /// Leaves out the API's `WWW-Authenticate: Basic` on the UI script's requests: the page

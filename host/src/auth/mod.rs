@@ -10,6 +10,7 @@ pub mod jwt;
 pub mod registry_access;
 pub mod scope;
 pub mod session;
+pub mod throttle;
 
 use crate::store::{HostStore, ProjectScope};
 use base64::Engine as _;
@@ -36,6 +37,11 @@ pub enum Caller {
     /// A bearer token: the rights were decided when it was issued.
     Token(Claims),
 }
+
+/// Why `/api/v1` and the UI's data refuse a Bearer token: registry tokens grant `/v2`
+/// access to the repositories they name, and nothing else.
+pub const REGISTRY_TOKEN_REFUSED: &str = "a registry token is accepted only by /v2; the API \
+    takes Basic credentials (the admin or a robot) or the web UI's session";
 
 impl Caller {
     /// The name for logs and records: never a secret.
@@ -92,9 +98,69 @@ impl Caller {
     }
 }
 
+/// Why Basic credentials were not taken.
+pub enum Refused {
+    /// They do not check out.
+    Wrong,
+    /// Too many failures from this source: try again after this long.
+    Wait(std::time::Duration),
+}
+
+impl Refused {
+    /// The message for the caller.
+    pub fn message(&self) -> String {
+        match self {
+            Refused::Wrong => "the user name or the password is wrong".into(),
+            Refused::Wait(wait) => format!(
+                "too many failed sign-ins from this address; try again in {} s",
+                wait.as_secs().max(1)
+            ),
+        }
+    }
+}
+
+/// Where a password is checked: the admin's, robots' secrets, and the back-off.
+#[derive(Clone)]
+pub struct Passwords {
+    pub admin: admin::AdminPassword,
+    pub store: HostStore,
+    pub throttle: throttle::Throttle,
+}
+
+impl Passwords {
+    /// The caller that Basic credentials name, sent from `peer`: the admin, or a robot
+    /// (`robot$<name>`) with its secret. Blocking: a robot is looked up in the database.
+    pub fn caller(
+        &self,
+        user: &str,
+        password: &str,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<Caller, Refused> {
+        self.throttle.check(peer, user).map_err(Refused::Wait)?;
+        match basic_caller(user, password, &self.admin, &self.store) {
+            Some(caller) => {
+                self.throttle.succeeded(peer, user);
+                Ok(caller)
+            }
+            None => {
+                self.throttle.failed(peer, user);
+                tracing::info!(user, peer = ?peer, "a password check failed");
+                Err(Refused::Wrong)
+            }
+        }
+    }
+}
+
+/// The peer address the listener recorded on a request, if it was served by one.
+pub fn peer(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip())
+}
+
 /// The caller that Basic credentials name: the admin, or a robot (`robot$<name>`) with
 /// its secret. None when they do not check out.
-pub fn basic_caller(
+fn basic_caller(
     user: &str,
     password: &str,
     admin: &admin::AdminPassword,

@@ -4,10 +4,10 @@
 //! them. Basic credentials are accepted directly too, and anonymous callers may pull
 //! from public projects. An in-process import carries an [`InternalGrant`] instead.
 
-use super::admin::{ADMIN_USER, AdminPassword};
+use super::admin::ADMIN_USER;
 use super::jwt::{SERVICE, TokenKeys};
 use super::scope::Access;
-use super::{Caller, Presented, presented};
+use super::{Caller, Passwords, Presented, Refused, presented};
 use crate::store::HostStore;
 use axum::Json;
 use axum::extract::{Query, State};
@@ -18,6 +18,7 @@ use futures::future::BoxFuture;
 use hoist_imports::boundary::own_registry::InternalGrant;
 use hoist_registry::{Action, Authorizer, RegistryError, Target, project_of};
 use serde_json::json;
+use std::net::IpAddr;
 
 type Result<T, E = RegistryError> = std::result::Result<T, E>;
 
@@ -25,29 +26,32 @@ type Result<T, E = RegistryError> = std::result::Result<T, E>;
 /// holders of tokens signed with the host's key.
 #[derive(Clone)]
 pub struct RegistryAccess {
-    pub admin: AdminPassword,
+    pub passwords: Passwords,
     pub keys: TokenKeys,
     pub store: HostStore,
+    /// The host the token realm names: the configured external host, else (None) the
+    /// host the client called.
+    pub external_host: Option<String>,
+    /// The realm's host when the client's `Host` header is not a well-formed authority.
+    pub listen_host: String,
 }
 
 impl RegistryAccess {
-    /// Who sent these headers; None for credentials that do not check out.
-    pub fn caller(&self, headers: &HeaderMap) -> Option<Caller> {
+    /// Who sent these headers from `peer`; `Err` for credentials that do not check out.
+    pub fn caller(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Result<Caller, Refused> {
         let header = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         match presented(header) {
-            Presented::None => Some(Caller::Anonymous),
-            Presented::Basic { user, password } => {
-                super::basic_caller(&user, &password, &self.admin, &self.store)
-            }
+            Presented::None => Ok(Caller::Anonymous),
+            Presented::Basic { user, password } => self.passwords.caller(&user, &password, peer),
             // Even the admin's token carries only the access it was issued for: a token
             // fetched to pull must not push, whoever asked for it.
             Presented::Bearer(token) => match self.keys.verify(&token) {
-                Ok(claims) => Some(Caller::Token(claims)),
-                Err(_) => None,
+                Ok(claims) => Ok(Caller::Token(claims)),
+                Err(_) => Err(Refused::Wrong),
             },
-            Presented::Malformed => None,
+            Presented::Malformed => Err(Refused::Wrong),
         }
     }
 
@@ -62,22 +66,49 @@ impl RegistryAccess {
     }
 }
 
-/// The Bearer challenge for `scope`, with the realm on the host the client called.
-fn challenge(headers: &HeaderMap, scope: Option<String>) -> HeaderValue {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let proto = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .filter(|p| *p == "https")
-        .unwrap_or("http");
-    let mut value = format!("Bearer realm=\"{proto}://{host}/token\",service=\"{SERVICE}\"");
-    if let Some(scope) = scope {
-        value.push_str(&format!(",scope=\"{scope}\""));
+impl RegistryAccess {
+    /// The Bearer challenge for `scope`. The realm is on the configured external host, else
+    /// on the host the client called if its `Host` header is a well-formed authority (so
+    /// that a forged header cannot add parameters to the challenge), else on the listen
+    /// address; every value is quote-escaped all the same.
+    fn challenge(&self, headers: &HeaderMap, scope: Option<String>) -> HeaderValue {
+        let host = self.external_host.clone().unwrap_or_else(|| {
+            headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .filter(|h| h.parse::<axum::http::uri::Authority>().is_ok())
+                .unwrap_or(&self.listen_host)
+                .to_owned()
+        });
+        let proto = headers
+            .get("x-forwarded-proto")
+            .and_then(|h| h.to_str().ok())
+            .filter(|p| *p == "https")
+            .unwrap_or("http");
+        let mut value = format!(
+            "Bearer realm=\"{}\",service=\"{SERVICE}\"",
+            quoted(&format!("{proto}://{host}/token"))
+        );
+        if let Some(scope) = scope {
+            value.push_str(&format!(",scope=\"{}\"", quoted(&scope)));
+        }
+        HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
     }
-    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+
+    fn unauthorized(
+        &self,
+        headers: &HeaderMap,
+        scope: Option<String>,
+        message: &str,
+    ) -> RegistryError {
+        RegistryError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
+            .with_header(header::WWW_AUTHENTICATE, self.challenge(headers, scope))
+    }
+}
+
+/// The content of an RFC 9110 quoted-string: backslash and double quote escaped.
+fn quoted(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 /// `challenge` with `error="insufficient_scope"` added.
@@ -89,9 +120,17 @@ fn insufficient_scope(challenge: HeaderValue) -> HeaderValue {
     HeaderValue::from_str(&value).unwrap_or(challenge)
 }
 
-fn unauthorized(headers: &HeaderMap, scope: Option<String>, message: &str) -> RegistryError {
-    RegistryError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
-        .with_header(header::WWW_AUTHENTICATE, challenge(headers, scope))
+/// 429 with `Retry-After`: a source that failed too many password checks waits.
+fn too_many(refused: &Refused, wait: std::time::Duration) -> RegistryError {
+    RegistryError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "TOOMANYREQUESTS",
+        refused.message(),
+    )
+    .with_header(
+        header::RETRY_AFTER,
+        HeaderValue::from(wait.as_secs().max(1)),
+    )
 }
 
 fn denied(message: String) -> RegistryError {
@@ -103,12 +142,15 @@ impl Authorizer for RegistryAccess {
         Box::pin(async move {
             let this = self.clone();
             let grant = parts.extensions.get::<InternalGrant>().cloned();
+            let peer = super::peer(&parts.extensions);
             let (headers, target) = (parts.headers.clone(), target.clone());
             // Deciding reads the database (robots, project visibility): off the async
             // workers.
-            tokio::task::spawn_blocking(move || this.decide(&headers, grant.as_ref(), &target))
-                .await
-                .map_err(RegistryError::from)?
+            tokio::task::spawn_blocking(move || {
+                this.decide(&headers, peer, grant.as_ref(), &target)
+            })
+            .await
+            .map_err(RegistryError::from)?
         })
     }
 }
@@ -117,13 +159,14 @@ impl RegistryAccess {
     fn decide(
         &self,
         headers: &HeaderMap,
+        peer: Option<IpAddr>,
         grant: Option<&InternalGrant>,
         target: &Target,
     ) -> Result<()> {
         if let Some(grant) = grant {
             return match target {
                 Target::Base => Ok(()),
-                Target::Repository { name, action }
+                Target::Repository { name, action } | Target::Mount { name, action, .. }
                     if project_of(name) == grant.project && *action != Action::Delete =>
                 {
                     Ok(())
@@ -134,16 +177,19 @@ impl RegistryAccess {
                 ))),
             };
         }
-        let caller = self.caller(headers).ok_or_else(|| {
-            unauthorized(
-                headers,
-                None,
-                "the credentials were not accepted; log in again with a valid user or token",
-            )
-        })?;
+        let caller = self
+            .caller(headers, peer)
+            .map_err(|refused| match refused {
+                Refused::Wrong => self.unauthorized(
+                    headers,
+                    None,
+                    "the credentials were not accepted; log in again with a valid user or token",
+                ),
+                Refused::Wait(wait) => too_many(&refused, wait),
+            })?;
         match target {
             Target::Base if caller.is_anonymous() && !matches!(caller, Caller::Token(_)) => {
-                Err(unauthorized(
+                Err(self.unauthorized(
                     headers,
                     None,
                     "authentication required; log in (docker login) or get a token from /token",
@@ -152,7 +198,7 @@ impl RegistryAccess {
             Target::Base => Ok(()),
             Target::Catalog if caller.is_admin() => Ok(()),
             Target::Catalog if matches!(&caller, Caller::Token(c) if c.sub == ADMIN_USER) => Ok(()),
-            Target::Catalog if caller.is_anonymous() => Err(unauthorized(
+            Target::Catalog if caller.is_anonymous() => Err(self.unauthorized(
                 headers,
                 Some("registry:catalog:*".into()),
                 "the catalog is for the admin; log in",
@@ -162,42 +208,69 @@ impl RegistryAccess {
                 caller.name()
             ))),
             Target::Repository { name, action } => {
-                if caller.may(name, self.is_public(name), *action) {
-                    return Ok(());
-                }
-                let scope = Access::repository(name, &[*action]).to_scope();
-                if caller.is_anonymous() {
-                    Err(unauthorized(
-                        headers,
-                        Some(scope),
-                        &format!("{action} on {name} needs a signed-in user; log in"),
-                    ))
-                } else if let Caller::Token(_) = caller {
-                    // A token issued for a narrower scope (pull, when the client now
-                    // pushes): 403 with a challenge naming the scope needed and
-                    // `error="insufficient_scope"` (RFC 6750 §3.1), so the client asks
-                    // /token again (oras does). /token grants only what the account holds,
-                    // so an account without the right still ends refused.
-                    let needed = if *action == Action::Push {
-                        Access::repository(name, &[Action::Pull, Action::Push]).to_scope()
-                    } else {
-                        scope
-                    };
-                    Err(denied(format!(
-                        "this token does not grant {action} on {name}; get a token for the \
-                         scope {needed}"
-                    ))
-                    .with_header(
-                        header::WWW_AUTHENTICATE,
-                        insufficient_scope(challenge(headers, Some(needed))),
-                    ))
-                } else {
-                    Err(denied(format!(
-                        "{} may not {action} {name}; ask the project's admin for the right",
-                        caller.name()
-                    )))
-                }
+                self.repository(headers, &caller, name, *action, None)
             }
+            Target::Mount { name, from, action } => {
+                self.repository(headers, &caller, name, *action, Some(from))
+            }
+        }
+    }
+
+    /// `action` on `name`, for a request that also reads `from` (a mount) if given.
+    fn repository(
+        &self,
+        headers: &HeaderMap,
+        caller: &Caller,
+        name: &str,
+        action: Action,
+        from: Option<&str>,
+    ) -> Result<()> {
+        if caller.may(name, self.is_public(name), action) {
+            return Ok(());
+        }
+        // The scope a client should ask for: pushing needs pull too (clients check what
+        // is there first), and a mount reads `from`.
+        let actions: &[Action] = if action == Action::Push {
+            &[Action::Pull, Action::Push]
+        } else {
+            &[action]
+        };
+        let mut scope = Access::repository(name, actions).to_scope();
+        if let Some(from) = from {
+            scope = format!(
+                "{scope} {}",
+                Access::repository(from, &[Action::Pull]).to_scope()
+            );
+        }
+        if caller.is_anonymous() {
+            Err(self.unauthorized(
+                headers,
+                Some(scope),
+                &format!("{action} on {name} needs a signed-in user; log in"),
+            ))
+        } else if let Caller::Token(_) = caller {
+            // A token issued for a narrower scope (pull, when the client now pushes or
+            // cancels an upload). Distribution answers 401 with `error="insufficient_scope"`
+            // in the challenge, naming the scope needed, and clients re-authenticate only
+            // on 401 (docker does; a 403 ends the push). /token grants only what the
+            // account holds, so an account without the right still ends refused.
+            Err(RegistryError::new(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                format!(
+                    "this token does not grant {action} on {name}; get a token for the scope \
+                     {scope}"
+                ),
+            )
+            .with_header(
+                header::WWW_AUTHENTICATE,
+                insufficient_scope(self.challenge(headers, Some(scope))),
+            ))
+        } else {
+            Err(denied(format!(
+                "{} may not {action} {name}; ask the project's admin for the right",
+                caller.name()
+            )))
         }
     }
 }
@@ -206,14 +279,17 @@ impl RegistryAccess {
 /// holds, anonymous or with Basic credentials. Wrong credentials get 401.
 pub async fn token(
     State(access): State<RegistryAccess>,
-    headers: HeaderMap,
     Query(pairs): Query<Vec<(String, String)>>,
+    request: axum::extract::Request,
 ) -> Response {
+    let peer = super::peer(request.extensions());
+    let headers = request.headers().clone();
     // Checking a robot's secret and each project's visibility reads the database.
-    let issued = tokio::task::spawn_blocking(move || access.issue(&headers, &pairs)).await;
+    let issued = tokio::task::spawn_blocking(move || access.issue(&headers, peer, &pairs)).await;
     match issued {
-        Ok(Some(body)) => Json(body).into_response(),
-        Ok(None) => (
+        Ok(Ok(body)) => Json(body).into_response(),
+        Ok(Err(refused @ Refused::Wait(wait))) => too_many(&refused, wait).into_response(),
+        Ok(Err(Refused::Wrong)) => (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Basic realm=\"hoist\"")],
             Json(json!({"errors": [{"code": "UNAUTHORIZED",
@@ -226,9 +302,14 @@ pub async fn token(
 
 impl RegistryAccess {
     /// The token answer for a caller with these headers asking for the `scope`s among
-    /// `pairs`; None when their credentials do not check out.
-    fn issue(&self, headers: &HeaderMap, pairs: &[(String, String)]) -> Option<serde_json::Value> {
-        let caller = self.caller(headers)?;
+    /// `pairs`; `Err` when their credentials do not check out.
+    fn issue(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+        pairs: &[(String, String)],
+    ) -> Result<serde_json::Value, Refused> {
+        let caller = self.caller(headers, peer)?;
         let granted: Vec<Access> = pairs
             .iter()
             .filter(|(k, _)| k == "scope")
@@ -247,7 +328,7 @@ impl RegistryAccess {
             other => other.name(),
         };
         let (token, expires_in) = self.keys.issue(&subject, granted);
-        Some(json!({
+        Ok(json!({
             "token": token,
             "access_token": token,
             "expires_in": expires_in,

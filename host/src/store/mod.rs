@@ -2,9 +2,11 @@
 //! adapters that let the imports crate see what it needs of the registry's rows.
 
 mod robots;
+mod sync;
 mod tasks;
 
 pub use robots::{ProjectScope, Robot};
+pub(crate) use sync::Secret;
 
 use hoist_imports::shared_blobs::BlobIndex;
 use hoist_registry::Metadata;

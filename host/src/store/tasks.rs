@@ -49,14 +49,21 @@ impl TaskStore for HostStore {
                 params![task.id, task.state.as_str(), body],
             )
         })?;
-        // A finished import notes on its tag where the tag came from, for the web UI.
-        // The digest must match, so a target in another registry marks nothing here.
+        // A finished import notes on its tag where the tag came from, for the web UI,
+        // and the source digest it copied, for sync runs to compare with. The digest must
+        // match, so a target in another registry marks nothing here.
         if task.state == TaskState::Succeeded
             && let (Some(digest), Some((repository, tag))) =
                 (&task.digest, tagged_repository(&task.target))
         {
-            self.db
-                .record_tag_import(repository, tag, digest, &task.source_canonical, &task.id)?;
+            self.db.record_tag_import(
+                repository,
+                tag,
+                digest,
+                &task.source_canonical,
+                source_digest(task, digest),
+                &task.id,
+            )?;
         }
         Ok(())
     }
@@ -156,6 +163,15 @@ impl HostStore {
 }
 
 /// The repository and tag of a tagged target (`host:5000/project/name:tag`).
+/// The source manifest an import copied: the digest its source was pinned to, or, with
+/// no platform filter (which would have made a new index), the digest it wrote.
+fn source_digest<'a>(task: &'a Task, written: &'a str) -> Option<&'a str> {
+    match task.source_canonical.rsplit_once('@') {
+        Some((_, pinned)) => Some(pinned),
+        None => task.platforms.is_empty().then_some(written),
+    }
+}
+
 fn tagged_repository(target: &str) -> Option<(&str, &str)> {
     let (_host, rest) = target.split_once('/')?;
     if rest.contains('@') {

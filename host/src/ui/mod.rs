@@ -12,7 +12,8 @@
 //! needs the blob store that the API's state does not hold.
 //!
 //! The Content-Security-Policy allows scripts, styles and connections to this origin
-//! only, and no inline script at all: the page can run nothing but `app.js`, even if a
+//! only, and no inline script at all: the page can run nothing but `app.js` and
+//! `sync.js` (its sync pages), even if a
 //! tag name or an error message ever slipped into the markup (the script writes text
 //! with `textContent`, never `innerHTML`).
 
@@ -32,6 +33,7 @@ use serde::Serialize;
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
+const SYNC_JS: &str = include_str!("assets/sync.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 
 /// Scripts, styles, images and connections from this origin only; no inline script, no
@@ -58,6 +60,10 @@ pub fn router(registry: Registry, access: RegistryAccess) -> Router {
         .route(
             "/ui/app.js",
             get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/ui/sync.js",
+            get(|| async { asset(SYNC_JS, "text/javascript; charset=utf-8") }),
         )
         .route(
             "/ui/app.css",
@@ -114,10 +120,14 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
         .into_response()
 }
 
-/// The caller of a UI data request: Basic or Bearer credentials as the API takes them,
+/// The caller of a UI data request: Basic credentials as the API takes them,
 /// else the session cookie, else anonymous.
-fn ui_caller(access: &RegistryAccess, headers: &HeaderMap) -> Result<Caller, &'static str> {
-    let refused = |m: &'static str| m;
+fn ui_caller(
+    access: &RegistryAccess,
+    headers: &HeaderMap,
+    peer: Option<std::net::IpAddr>,
+) -> Result<Caller, String> {
+    let refused = |m: &str| m.to_owned();
     match presented(
         headers
             .get(header::AUTHORIZATION)
@@ -125,16 +135,12 @@ fn ui_caller(access: &RegistryAccess, headers: &HeaderMap) -> Result<Caller, &'s
     ) {
         Presented::None => {}
         Presented::Basic { user, password } => {
-            return crate::auth::basic_caller(&user, &password, &access.admin, &access.store)
-                .ok_or_else(|| refused("the credentials were not accepted"));
+            return access
+                .passwords
+                .caller(&user, &password, peer)
+                .map_err(|r| r.message());
         }
-        Presented::Bearer(token) => {
-            return match access.keys.verify(&token) {
-                Ok(c) if c.sub == crate::auth::admin::ADMIN_USER => Ok(Caller::Admin),
-                Ok(c) => Ok(Caller::Token(c)),
-                Err(_) => Err(refused("the token was not accepted")),
-            };
-        }
+        Presented::Bearer(_) => return Err(refused(crate::auth::REGISTRY_TOKEN_REFUSED)),
         Presented::Malformed => return Err(refused("the Authorization header is unreadable")),
     }
     match session_caller(
@@ -173,12 +179,14 @@ const TAG_LIMIT: u64 = 500;
 /// A project's repositories and their tags, for the project page.
 async fn project_tags(
     State(state): State<UiState>,
-    headers: HeaderMap,
     Path(project): Path<String>,
+    request: axum::extract::Request,
 ) -> Response {
     let access = state.access.clone();
+    let peer = crate::auth::peer(request.extensions());
+    let headers = request.headers().clone();
     let listed = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let caller = match ui_caller(&access, &headers) {
+        let caller = match ui_caller(&access, &headers, peer) {
             Ok(c) => c,
             Err(why) => return Ok(Err(why)),
         };

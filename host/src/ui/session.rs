@@ -29,6 +29,7 @@ fn set_cookie(value: &str, max_age: u64) -> HeaderValue {
 
 pub async fn sign_in(
     State(state): State<UiState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -49,17 +50,31 @@ pub async fn sign_in(
     let access = state.access.clone();
     let user = username.clone();
     let checked = tokio::task::spawn_blocking(move || {
-        crate::auth::basic_caller(&user, &password, &access.admin, &access.store)
+        access.passwords.caller(&user, &password, Some(peer.ip()))
     })
     .await;
     let access = &state.access;
-    let Ok(Some(caller)) = checked else {
-        tracing::info!(user = %username, "web UI sign-in refused");
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the user name or the password is wrong",
-        );
+    let caller = match checked {
+        Ok(Ok(caller)) => caller,
+        Ok(Err(refused @ crate::auth::Refused::Wait(wait))) => {
+            let mut answer = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_failures",
+                refused.message(),
+            );
+            answer
+                .headers_mut()
+                .insert(header::RETRY_AFTER, wait.as_secs().max(1).into());
+            return answer;
+        }
+        _ => {
+            tracing::info!(user = %username, "web UI sign-in refused");
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the user name or the password is wrong",
+            );
+        }
     };
     let name = caller.name();
     let (token, ttl) = access.keys.issue_session(&name);

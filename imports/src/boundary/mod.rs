@@ -12,6 +12,7 @@
 
 pub mod client;
 pub mod credentials;
+pub mod fetch;
 pub mod own_registry;
 mod send;
 

@@ -6,7 +6,7 @@ pub mod model;
 
 use crate::boundary::credentials::{HostCredential, Secret};
 use crate::boundary::own_registry::{InternalGrant, OwnRegistryRoute};
-use crate::contract::{ImportRequest, Options, Phase, RegistryEndpoints};
+use crate::contract::{ImportRequest, Options, Phase, PlanStatus, RegistryEndpoints, SyncRequest};
 use crate::runtime::{ImportAccess, PluginRuntime};
 use crate::sealed::SecretBox;
 use crate::settings::RegistrySettings;
@@ -131,6 +131,13 @@ pub enum Submitted {
     New(Task),
     /// The same import was already queued or running; this is it.
     Merged(Task),
+    /// An import of the same source into the same target is queued or running with other
+    /// options (`differs`: "platforms" or "credentials"). Merging would drop this
+    /// request's options, and running both would race on the tag: the caller is refused.
+    Conflict {
+        running: Task,
+        differs: &'static str,
+    },
 }
 
 impl TaskRunner {
@@ -170,11 +177,8 @@ impl TaskRunner {
 
     /// Queues `task`, unless the same import is already queued or running.
     pub async fn submit(&self, task: Task, auth: Option<SourceAuth>) -> anyhow::Result<Submitted> {
-        let sealed = auth.map(|a| {
-            self.inner
-                .secrets
-                .seal(&serde_json::to_vec(&a).expect("plain strings"))
-        });
+        let auth_plain = auth.map(|a| serde_json::to_vec(&a).expect("plain strings"));
+        let sealed = auth_plain.as_ref().map(|a| self.inner.secrets.seal(a));
         let new = task.clone();
         let existing = self
             .db(move |store| {
@@ -187,10 +191,39 @@ impl TaskRunner {
             .await?;
         if let Some(existing) = existing {
             let current = self.current(&existing.id).await?.unwrap_or(existing);
+            if let Some(differs) = self.differs(&current, &task, auth_plain.as_deref()).await? {
+                return Ok(Submitted::Conflict {
+                    running: current,
+                    differs,
+                });
+            }
             return Ok(Submitted::Merged(current));
         }
         self.spawn(task.clone());
         Ok(Submitted::New(task))
+    }
+
+    /// What makes `wanted` another import than `running` of the same source and target:
+    /// other platforms, or other source credentials (compared opened, in memory only).
+    async fn differs(
+        &self,
+        running: &Task,
+        wanted: &Task,
+        auth: Option<&[u8]>,
+    ) -> anyhow::Result<Option<&'static str>> {
+        let set = |t: &Task| {
+            t.platforms
+                .iter()
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        if set(running) != set(wanted) {
+            return Ok(Some("platforms"));
+        }
+        let id = running.id.clone();
+        let sealed = self.db(move |store| store.sealed_credentials(&id)).await?;
+        let theirs = sealed.and_then(|s| self.inner.secrets.open(&s));
+        Ok((theirs.as_deref() != auth).then_some("credentials"))
     }
 
     /// Starts every task the last run left queued or running. Running ones start again
@@ -455,20 +488,49 @@ impl TaskRunner {
         task: &Task,
         sealed: Option<Vec<u8>>,
     ) -> Result<(ImportRequest, ImportAccess), String> {
-        let settings = &self.inner.config.registries;
-        let registry = registry_of(&task.source_canonical);
-        let mut credentials = Vec::new();
-        // The registries whose credentials are added at the boundary, so that the plugin
-        // reads a 401 from them as refused credentials.
-        let mut host_credentials = Vec::new();
-        if task.authenticated {
+        let auth = if task.authenticated {
             let sealed = sealed
                 .ok_or("the source credentials of this task are gone; retry it with credentials")?;
             let plain = self.inner.secrets.open(&sealed).ok_or(
                 "the source credentials cannot be opened (the secrets key changed); retry \
                  the task with credentials",
             )?;
-            let auth: SourceAuth = serde_json::from_slice(&plain).map_err(|e| e.to_string())?;
+            Some(serde_json::from_slice::<SourceAuth>(&plain).map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
+        let registry = registry_of(&task.source_canonical);
+        let grant = InternalGrant {
+            project: task.project.clone(),
+            task: task.id.clone(),
+        };
+        let (options, access) = self.options_and_access(registry, auth, grant);
+        let request = ImportRequest {
+            source: task.source_canonical.clone(),
+            target: task.target.clone(),
+            platforms: platforms_of(&task.platforms)?,
+            options,
+            credentials: Vec::new(),
+        };
+        Ok((request, access))
+    }
+
+    /// The options every plugin call of this host carries (endpoints, plain-HTTP
+    /// registries, which credentials the boundary adds) and what the host lends it: the
+    /// source credentials for `registry`, the target's, and the route to its own
+    /// registry under `grant`.
+    fn options_and_access(
+        &self,
+        registry: &str,
+        auth: Option<SourceAuth>,
+        grant: InternalGrant,
+    ) -> (Options, ImportAccess) {
+        let settings = &self.inner.config.registries;
+        let mut credentials = Vec::new();
+        // The registries whose credentials are added at the boundary, so that the plugin
+        // reads a 401 from them as refused credentials.
+        let mut host_credentials = Vec::new();
+        if let Some(auth) = auth {
             credentials.push(HostCredential {
                 endpoints: settings.endpoints(registry),
                 username: auth.username,
@@ -498,45 +560,71 @@ impl TaskRunner {
                 OwnRegistryRoute {
                     authority: own.authority,
                     router: own.router,
-                    grant: InternalGrant {
-                        project: task.project.clone(),
-                        task: task.id.clone(),
-                    },
+                    grant,
                     claims: self.inner.claims.clone(),
                     index: own.blobs,
                 }
             });
-        let request = ImportRequest {
-            source: task.source_canonical.clone(),
-            target: task.target.clone(),
-            platforms: platforms_of(&task.platforms)?,
-            options: Options {
-                endpoints: settings
-                    .plugin_endpoints()
-                    .into_iter()
-                    .map(|(registry, endpoints)| RegistryEndpoints {
-                        registry,
-                        endpoints,
-                    })
-                    .collect(),
-                insecure_registries: insecure,
-                concurrency: 0,
-                max_retries: 0,
-                chunk_size: None,
-                mount_from: Vec::new(),
-                copy_foreign_layers: false,
-                timeouts: None,
-                host_credentials,
-            },
-            credentials: Vec::new(),
+        let options = Options {
+            endpoints: settings
+                .plugin_endpoints()
+                .into_iter()
+                .map(|(registry, endpoints)| RegistryEndpoints {
+                    registry,
+                    endpoints,
+                })
+                .collect(),
+            insecure_registries: insecure,
+            concurrency: 0,
+            max_retries: 0,
+            chunk_size: None,
+            mount_from: Vec::new(),
+            copy_foreign_layers: false,
+            timeouts: None,
+            host_credentials,
         };
-        Ok((
-            request,
+        (
+            options,
             ImportAccess {
                 credentials,
                 own_registry,
             },
-        ))
+        )
+    }
+
+    /// The authority imports write to: the external target when one is configured,
+    /// else the host's own registry.
+    pub fn target_authority(&self) -> Option<String> {
+        match &self.inner.config.target {
+            Some(target) => Some(target.authority.clone()),
+            None => self.inner.own.as_ref().map(|own| own.authority.clone()),
+        }
+    }
+
+    /// Plans a sync of `request` (its options are filled here, as for an import) for
+    /// `project`, with `auth` for the source, calling `on_status` after every slice; the
+    /// plan stops when it returns false. `run` names the run in the target's audit trail.
+    pub async fn plan(
+        &self,
+        project: &str,
+        run: &str,
+        mut request: SyncRequest,
+        auth: Option<SourceAuth>,
+        on_status: impl FnMut(&PlanStatus) -> bool,
+    ) -> anyhow::Result<PlanStatus> {
+        let grant = InternalGrant {
+            project: project.to_owned(),
+            task: run.to_owned(),
+        };
+        let (options, access) = self.options_and_access(&request.registry, auth, grant);
+        request.options = options;
+        request.credentials = Vec::new();
+        self.inner.plugin.plan(&request, access, on_status).await
+    }
+
+    /// The plugin this runner drives, for calls that need no network.
+    pub fn plugin(&self) -> &PluginRuntime {
+        &self.inner.plugin
     }
 }
 

@@ -170,18 +170,37 @@ pub fn host_error(message: String) -> TaskError {
     }
 }
 
-/// The plugin's view, for building requests.
+/// At most this many platform filters per request: an image index lists a few dozen.
+pub const MAX_PLATFORMS: usize = 64;
+
+/// The plugin's view, for building requests. Each part is checked as a word of letters,
+/// digits, `.`, `_` and `-` (as `GOOS`/`GOARCH` values are), so that nothing like a path
+/// or a very long list reaches the records.
 pub fn platforms_of(filters: &[String]) -> Result<Vec<contract::Platform>, String> {
+    if filters.len() > MAX_PLATFORMS {
+        return Err(format!(
+            "{} platforms were given; name at most {MAX_PLATFORMS}, or none for all",
+            filters.len()
+        ));
+    }
+    let word = |w: &str| {
+        (1..=32).contains(&w.len())
+            && w.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    };
     filters
         .iter()
         .map(|f| {
             let mut parts = f.split('/');
             match (parts.next(), parts.next(), parts.next(), parts.next()) {
-                (Some(os), Some(arch), variant, None) if !os.is_empty() && !arch.is_empty() => {
+                (Some(os), Some(arch), variant, None)
+                    if word(os) && word(arch) && variant.is_none_or(word) =>
+                {
                     Ok(contract::Platform {
                         os: os.into(),
                         architecture: arch.into(),
-                        variant: variant.filter(|v| !v.is_empty()).map(str::to_owned),
+                        variant: variant.map(str::to_owned),
                     })
                 }
                 _ => Err(format!(
@@ -190,4 +209,31 @@ pub fn platforms_of(filters: &[String]) -> Result<Vec<contract::Platform>, Strin
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platform_filters_are_words_and_few() {
+        let ok = |f: &[&str]| platforms_of(&f.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let parsed = ok(&["linux/amd64", "linux/arm/v7", "windows/amd64/10.0.17763"]).unwrap();
+        assert_eq!(parsed[1].variant.as_deref(), Some("v7"));
+        for bad in [
+            "../../etc",
+            "linux",
+            "linux/",
+            "/amd64",
+            "linux/amd64/v8/x",
+            "linux/arm/",
+            "linux/am d64",
+            "linux/.hidden",
+        ] {
+            let e = ok(&[bad]).unwrap_err();
+            assert!(e.contains("os/arch"), "{bad}: {e}");
+        }
+        let many = vec!["linux/amd64".to_owned(); MAX_PLATFORMS + 1];
+        assert!(platforms_of(&many).unwrap_err().contains("at most"));
+    }
 }

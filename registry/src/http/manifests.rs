@@ -20,7 +20,7 @@ use super::{CONTENT_DIGEST, OCI_SUBJECT, Registry, empty, header_str, value};
 use crate::errors::{RegistryError, Result};
 use crate::manifest::{self, MAX_MANIFEST, RefKind, Reference as Referenced};
 use crate::metadata::ManifestRecord;
-use crate::names::Reference;
+use crate::names::{self, Reference};
 use crate::storage::CommitError;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -166,7 +166,7 @@ async fn check_references(
 
 /// Finds a manifest by tag or digest.
 async fn resolve(registry: &Registry, repo: &str, reference: &str) -> Result<ManifestRecord> {
-    let parsed = Reference::parse(reference)?;
+    let parsed = Reference::lookup(repo, reference)?;
     let r = repo.to_owned();
     let found = registry
         .db(move |m| match &parsed {
@@ -174,7 +174,20 @@ async fn resolve(registry: &Registry, repo: &str, reference: &str) -> Result<Man
             Reference::Digest(d) => m.manifest(&r, d),
         })
         .await?;
-    found.ok_or_else(|| RegistryError::manifest_unknown(repo, reference))
+    if let Some(found) = found {
+        return Ok(found);
+    }
+    // Say which part is missing: a manifest, or the whole project.
+    let project = names::project_of(repo).to_owned();
+    let p = project.clone();
+    if registry.db(move |m| m.project(&p)).await?.is_none() {
+        return Err(RegistryError::name_unknown(format!(
+            "the project {project} does not exist, so {repo} has no manifests; list the \
+             projects with GET /api/v1/projects"
+        ))
+        .with_detail(serde_json::json!({ "project": project })));
+    }
+    Err(RegistryError::manifest_unknown(repo, reference))
 }
 
 /// `GET` and `HEAD /v2/<name>/manifests/<reference>`: the stored bytes with their stored
@@ -220,7 +233,7 @@ pub(super) async fn get(
 /// `DELETE /v2/<name>/manifests/<reference>`: by digest, the manifest and every tag on
 /// it; by tag, only the tag (OCI 1.1 allows it).
 pub(super) async fn delete(registry: &Registry, repo: &str, reference: &str) -> Result<Response> {
-    let parsed = Reference::parse(reference)?;
+    let parsed = Reference::lookup(repo, reference)?;
     let r = repo.to_owned();
     let deleted = registry
         .db(move |m| match &parsed {

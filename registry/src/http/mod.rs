@@ -204,6 +204,24 @@ async fn admit(registry: &Registry, parts: &Parts) -> Result<(Option<String>, En
     if let Some(name) = &repo {
         names::check_repository(name)?;
     }
+    // A mount also reads `from`: the target says so, for the challenge to ask for both
+    // scopes (as distribution's does). The read itself is checked by the mount.
+    let target = match (target, &endpoint, Query::of(parts)) {
+        (Target::Repository { name, action }, Endpoint::Uploads, query)
+            if parts.method == Method::POST
+                && query.get("mount").is_some()
+                && query
+                    .get("from")
+                    .is_some_and(|f| names::check_repository(f).is_ok()) =>
+        {
+            Target::Mount {
+                name,
+                from: query.get("from").unwrap_or_default().to_owned(),
+                action,
+            }
+        }
+        (target, _, _) => target,
+    };
     registry.authorizer().authorize(parts, &target).await?;
     Ok((repo, endpoint))
 }

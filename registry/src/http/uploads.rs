@@ -190,13 +190,18 @@ fn check_chunk(headers: &HeaderMap, repo: &str, id: &str, len: u64) -> Result<()
         .with_header(header::RANGE, range(len))
         .with_header(UPLOAD_UUID, value(id)));
     }
+    // Client numbers: checked, so that `0-18446744073709551615` cannot wrap to a length of 0.
+    let Some(covers) = (end - start).checked_add(1) else {
+        return Err(RegistryError::upload_invalid(format!(
+            "the Content-Range {raw:?} covers more bytes than any blob can hold"
+        )));
+    };
     if let Some(length) = header_str(headers, header::CONTENT_LENGTH)
-        && length.trim().parse::<u64>().ok() != Some(end - start + 1)
+        && length.trim().parse::<u64>().ok() != Some(covers)
     {
         return Err(RegistryError::upload_invalid(format!(
-            "the Content-Range {raw:?} covers {} bytes, but the Content-Length is {length}; \
-             send them in agreement",
-            end - start + 1
+            "the Content-Range {raw:?} covers {covers} bytes, but the Content-Length is \
+             {length}; send them in agreement"
         )));
     }
     Ok(())

@@ -97,6 +97,33 @@ const STEPS: &[&str] = &[
     // and empties them again.
     "ALTER TABLE tags ADD COLUMN imported_from TEXT;
      ALTER TABLE tags ADD COLUMN import_task TEXT;",
+    // 5: sync. A tag remembers the source digest it was copied from, so that a sync run
+    // compares upstream with it and asks the target nothing (with a platform filter the
+    // target's digest differs from the source's). Rules, their sealed source credentials
+    // (apart, as a task's), and their runs, the record of each as JSON beside the
+    // columns queries filter on.
+    "ALTER TABLE tags ADD COLUMN source_digest TEXT;
+     CREATE TABLE sync_rules (
+         id TEXT PRIMARY KEY,
+         project TEXT NOT NULL REFERENCES projects (name) ON DELETE CASCADE,
+         name TEXT NOT NULL,
+         enabled INTEGER NOT NULL,
+         next_due_ms INTEGER,
+         body TEXT NOT NULL,
+         UNIQUE (project, name)
+     );
+     CREATE TABLE sync_rule_secrets (
+         rule TEXT PRIMARY KEY REFERENCES sync_rules (id) ON DELETE CASCADE,
+         sealed BLOB NOT NULL
+     );
+     CREATE TABLE sync_runs (
+         id TEXT PRIMARY KEY,
+         rule TEXT NOT NULL REFERENCES sync_rules (id) ON DELETE CASCADE,
+         seq INTEGER NOT NULL,
+         state TEXT NOT NULL,
+         body TEXT NOT NULL
+     );
+     CREATE INDEX sync_runs_by_rule ON sync_runs (rule, seq DESC);",
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

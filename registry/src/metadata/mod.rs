@@ -14,7 +14,7 @@
 mod migrations;
 mod registry;
 
-pub use registry::{ManifestRecord, TagDetail};
+pub use registry::{ImportedTag, ManifestRecord, TagDetail};
 
 use anyhow::{Context, Result};
 use parking_lot::{Mutex, MutexGuard};

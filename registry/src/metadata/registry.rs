@@ -31,6 +31,15 @@ pub struct TagDetail {
     pub import_task: Option<String>,
 }
 
+/// A tag an import wrote, with the source digest it was copied from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportedTag {
+    pub repository: String,
+    pub tag: String,
+    pub digest: String,
+    pub source_digest: String,
+}
+
 /// A manifest stored in a repository.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ManifestRecord {
@@ -250,7 +259,8 @@ impl Metadata {
                 "INSERT INTO tags (repository, name, digest, updated_ms) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (repository, name)
                  DO UPDATE SET digest = excluded.digest, updated_ms = excluded.updated_ms,
-                               imported_from = NULL, import_task = NULL",
+                               imported_from = NULL, import_task = NULL,
+                               source_digest = NULL",
                 params![record.repository, tag, record.digest, now_ms()],
             )?;
         }
@@ -323,21 +333,42 @@ impl Metadata {
     }
 
     /// Notes that an import put `tag` on `digest` in `repository`, copied from
-    /// `source`, unless a push has moved the tag since.
+    /// `source` (whose manifest was `source_digest`, when known), unless a push has moved
+    /// the tag since.
     pub fn record_tag_import(
         &self,
         repository: &str,
         tag: &str,
         digest: &str,
         source: &str,
+        source_digest: Option<&str>,
         task: &str,
     ) -> Result<()> {
         self.conn().execute(
-            "UPDATE tags SET imported_from = ?4, import_task = ?5
+            "UPDATE tags SET imported_from = ?4, import_task = ?5, source_digest = ?6
              WHERE repository = ?1 AND name = ?2 AND digest = ?3",
-            params![repository, tag, digest, source, task],
+            params![repository, tag, digest, source, task, source_digest],
         )?;
         Ok(())
+    }
+
+    /// A project's tags that an import copied from a known source digest.
+    pub fn imported_tags(&self, project: &str) -> Result<Vec<ImportedTag>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT t.repository, t.name, t.digest, t.source_digest
+             FROM tags t JOIN repositories r ON r.name = t.repository
+             WHERE r.project = ?1 AND t.source_digest IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([project], |r| {
+            Ok(ImportedTag {
+                repository: r.get(0)?,
+                tag: r.get(1)?,
+                digest: r.get(2)?,
+                source_digest: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// A project's tags with their manifests and where they came from, by repository

@@ -294,7 +294,8 @@ async function viewProject(main, name) {
     return;
   }
   main.append(h('p', {}, h('a', { href: '#/', text: '← Projects' })),
-    h('h1', { id: 'project-title' }, 'Project ', h('span', { class: 'mono', text: name }), ' ', badge(r.data.public ? 'public' : 'private')));
+    h('h1', { id: 'project-title' }, 'Project ', h('span', { class: 'mono', text: name }), ' ', badge(r.data.public ? 'public' : 'private')),
+    h('p', {}, syncLink(name)));
   const left = h('div', { class: 'stack' });
   const right = h('div', { class: 'stack' });
   main.append(h('div', { class: 'grid' }, left, right));
@@ -690,11 +691,16 @@ async function route() {
   const hash = location.hash || '#/';
   const main = $('#main');
   if (state.source) { state.source.close(); state.source = null; }
+  closeRunSource();
   state.task = null;
   main.replaceChildren();
   const project = hash.match(/^#\/projects\/([^/]+)$/);
+  const rules = hash.match(/^#\/projects\/([^/]+)\/sync$/);
+  const run = hash.match(/^#\/projects\/([^/]+)\/sync\/runs\/([^/]+)$/);
   if (hash === '#/signin') viewSignIn(main);
   else if (project) await viewProject(main, decodeURIComponent(project[1]));
+  else if (rules) await viewSync(main, decodeURIComponent(rules[1]));
+  else if (run) await viewSyncRun(main, decodeURIComponent(run[1]), decodeURIComponent(run[2]));
   else await viewProjects(main);
   main.dataset.view = hash;
 }
