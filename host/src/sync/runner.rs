@@ -257,7 +257,7 @@ impl SyncRunner {
     async fn known_tags(&self, project: &str) -> Result<Vec<KnownTag>> {
         let project = project.to_owned();
         let tags = self
-            .db(move |store| Ok(store.db.imported_tags(&project)?))
+            .db(move |store| store.db.imported_tags(&project))
             .await?;
         Ok(tags
             .into_iter()

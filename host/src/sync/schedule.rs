@@ -48,7 +48,8 @@ pub(crate) enum Schedule {
     #[default]
     Manual,
     /// At the times a cron expression names, in a time zone.
-    Cron(CronSchedule),
+    // Boxed: a parsed cron expression is ten times the size of the other variants.
+    Cron(Box<CronSchedule>),
     /// Every interval after the last run, plus a random part of the jitter.
     Interval(IntervalSchedule),
 }
@@ -199,11 +200,11 @@ impl TryFrom<ScheduleSpec> for Schedule {
                 };
                 let timezone = parse_timezone(&timezone)?;
                 let (expression, cron) = parse_cron(&cron)?;
-                Ok(Schedule::Cron(CronSchedule {
+                Ok(Schedule::Cron(Box::new(CronSchedule {
                     expression,
                     timezone,
                     cron,
-                }))
+                })))
             }
             ScheduleSpec {
                 cron: None,
@@ -798,7 +799,8 @@ mod tests {
         let due = ms("2026-01-01T10:00:00Z");
         // Down from before 10:00 until 14:30: slots 10, 11, 12, 13 and 14 passed.
         let now = ms("2026-01-01T14:30:00Z");
-        let first_after_now = Some(ms("2026-01-01T15:00:00Z"));
+        let after_now = ms("2026-01-01T15:00:00Z");
+        let first_after_now = Some(after_now);
         assert_eq!(
             hourly.due_runs(due, now, true, false, &mut no_rng),
             Due {
@@ -814,7 +816,7 @@ mod tests {
             }
         );
         // The new next due time is not due at the same instant: one run, not five.
-        let again = hourly.due_runs(first_after_now.unwrap(), now, true, false, &mut no_rng);
+        let again = hourly.due_runs(after_now, now, true, false, &mut no_rng);
         assert_eq!(again.decision, Decision::NotDue);
         assert_eq!(again.next_due_ms, first_after_now);
 
