@@ -91,6 +91,7 @@ pub async fn build(config: &Config, password: Option<String>) -> Result<Host> {
         store: store.clone(),
         external_host: config.external_host.clone(),
         listen_host: config.listen.to_string(),
+        narrow: Default::default(),
     };
     let registry = Registry::new(
         Arc::new(storage),

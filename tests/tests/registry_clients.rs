@@ -437,7 +437,8 @@ fn a_token_issued_to_pull_cannot_push_even_for_the_admin() {
         }
         Err(e) => panic!("{e}"),
     };
-    let (status, challenge) = start_upload(&token("repository:scoped/app:pull"));
+    let pull = token("repository:scoped/app:pull");
+    let (status, challenge) = start_upload(&pull);
     assert_eq!(status, 401);
     let challenge = challenge.expect("a challenge to ask for more");
     assert!(
@@ -445,6 +446,11 @@ fn a_token_issued_to_pull_cannot_push_even_for_the_admin() {
             && challenge.contains("scope=\"repository:scoped/app:pull,push\""),
         "{challenge}"
     );
+    // A client that sends the same token again (the Python oras package does, until it
+    // sees a 403) is told 403, with the same challenge.
+    let (status, again) = start_upload(&pull);
+    assert_eq!(status, 403, "the same narrow token twice");
+    assert_eq!(again.as_deref(), Some(challenge.as_str()));
     let push = token("repository:scoped/app:pull,push");
     let session = ureq::post(&host.url("/v2/scoped/app/blobs/uploads/"))
         .set("authorization", &format!("Bearer {push}"))

@@ -494,7 +494,7 @@ fn bad_rules_are_refused_with_the_field_at_fault() {
         (
             json!({"name": "x", "source": {"registry": "docker.io", "repositories": [REPO]},
             "schedule": {"cron": "0 3 * * *", "timezone": "Mars/Olympus"}}),
-            "schedule",
+            "schedule.timezone",
         ),
     ];
     for (body, field) in cases {

@@ -111,10 +111,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tasks/{id}/events", get(imports::events))
         .route("/api/v1", axum::routing::any(unknown_route))
         .route("/api/v1/{*rest}", axum::routing::any(unknown_route))
+        // A body announced larger than the limit is refused before a byte of it is read
+        // (and before the caller is known), rather than when the extractor reaches it.
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(axum::middleware::from_fn(json_errors))
         .layer(axum::middleware::from_fn(strip_basic_challenge))
         .with_state(state)
 }
+
+/// The largest request body the API reads: its bodies are small JSON objects (a batch of
+/// a thousand references is under 200 KiB).
+const BODY_LIMIT: usize = 2 << 20;
 
 /// An API error: `{"error": {"code", "message", "field"?}}` with its status.
 pub struct ApiError {

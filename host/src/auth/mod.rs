@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod jwt;
+pub mod narrow_tokens;
 pub mod registry_access;
 pub mod scope;
 pub mod session;

@@ -6,6 +6,7 @@
 
 use super::admin::ADMIN_USER;
 use super::jwt::{SERVICE, TokenKeys};
+use super::narrow_tokens::NarrowTokens;
 use super::scope::Access;
 use super::{Caller, Passwords, Presented, Refused, presented};
 use crate::store::HostStore;
@@ -34,6 +35,8 @@ pub struct RegistryAccess {
     pub external_host: Option<String>,
     /// The realm's host when the client's `Host` header is not a well-formed authority.
     pub listen_host: String,
+    /// Tokens refused for too narrow a scope, to tell a client that repeats one apart.
+    pub narrow: NarrowTokens,
 }
 
 impl RegistryAccess {
@@ -248,15 +251,22 @@ impl RegistryAccess {
                 Some(scope),
                 &format!("{action} on {name} needs a signed-in user; log in"),
             ))
-        } else if let Caller::Token(_) = caller {
+        } else if let Caller::Token(claims) = caller {
             // A token issued for a narrower scope (pull, when the client now pushes or
             // cancels an upload). Distribution answers 401 with `error="insufficient_scope"`
-            // in the challenge, naming the scope needed, and clients re-authenticate only
-            // on 401 (docker does; a 403 ends the push). /token grants only what the
-            // account holds, so an account without the right still ends refused.
+            // in the challenge, naming the scope needed, and clients re-authenticate on
+            // 401 (docker and containerd do; a 403 ends their push). /token grants only
+            // what the account holds, so an account without the right still ends refused.
+            // The same token refused the same scope twice is a client that re-sends what
+            // it holds on 401 (see `narrow_tokens`): it gets 403 with the same challenge.
+            let status = if self.narrow.refused_again(&claims.jti, &scope) {
+                (StatusCode::FORBIDDEN, "DENIED")
+            } else {
+                (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
+            };
             Err(RegistryError::new(
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHORIZED",
+                status.0,
+                status.1,
                 format!(
                     "this token does not grant {action} on {name}; get a token for the scope \
                      {scope}"

@@ -191,7 +191,7 @@ impl RuleBody {
                 "give an absolute http:// or https:// URL",
             ));
         }
-        Schedule::try_from(self.schedule.clone()).map_err(|e| refuse("schedule", e.to_string()))
+        Schedule::try_from(self.schedule.clone()).map_err(|e| refuse(e.field(), e.to_string()))
     }
 
     /// The rule to store (credentials apart).
@@ -364,8 +364,8 @@ mod tests {
             ),
             (
                 r#"{"name": "x", "source": {"registry": "r", "repositories": ["a/b"]},
-                    "schedule": {"cron": "every day"}}"#,
-                "schedule",
+                    "schedule": {"cron": "every day", "timezone": "UTC"}}"#,
+                "schedule.cron",
             ),
             (
                 r#"{"name": "x", "source": {"registry": "r", "repositories": ["a/b"],

@@ -15,9 +15,6 @@
 //! earlier instant, and a match that lands at or before the instant searched from (the
 //! second pass of a repeated hour) is passed over.
 
-// The sync runner will use this module; until it does, only the tests do.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
@@ -57,20 +54,10 @@ pub(crate) enum Schedule {
 /// A cron expression and the IANA time zone its times are read in.
 #[derive(Clone)]
 pub(crate) struct CronSchedule {
+    /// The expression as written (trimmed).
     expression: String,
     timezone: Tz,
     cron: Cron,
-}
-
-impl CronSchedule {
-    /// The expression as written (trimmed).
-    pub(crate) fn expression(&self) -> &str {
-        &self.expression
-    }
-
-    pub(crate) fn timezone(&self) -> Tz {
-        self.timezone
-    }
 }
 
 impl fmt::Debug for CronSchedule {
@@ -95,16 +82,6 @@ impl Eq for CronSchedule {}
 pub(crate) struct IntervalSchedule {
     interval: Duration,
     jitter: Duration,
-}
-
-impl IntervalSchedule {
-    pub(crate) fn interval(&self) -> Duration {
-        self.interval
-    }
-
-    pub(crate) fn jitter(&self) -> Duration {
-        self.jitter
-    }
 }
 
 /// The schedule as written in a rule (the API's and the database's form). Exactly one of
@@ -899,8 +876,8 @@ mod tests {
         let Schedule::Cron(c) = &berlin else {
             panic!("{berlin:?}")
         };
-        assert_eq!(c.expression(), "0 3 * * *");
-        assert_eq!(c.timezone(), chrono_tz::Europe::Berlin);
+        assert_eq!(c.expression, "0 3 * * *");
+        assert_eq!(c.timezone, chrono_tz::Europe::Berlin);
         assert_eq!(
             serde_json::to_string(&berlin).unwrap(),
             r#"{"cron":"0 3 * * *","timezone":"Europe/Berlin"}"#
@@ -910,8 +887,8 @@ mod tests {
         let Schedule::Interval(i) = &jittered else {
             panic!("{jittered:?}")
         };
-        assert_eq!(i.interval(), Duration::from_secs(6 * 3600));
-        assert_eq!(i.jitter(), Duration::from_secs(600));
+        assert_eq!(i.interval, Duration::from_secs(6 * 3600));
+        assert_eq!(i.jitter, Duration::from_secs(600));
         assert_eq!(
             serde_json::to_string(&jittered).unwrap(),
             r#"{"interval":"6h","jitter":"10m"}"#

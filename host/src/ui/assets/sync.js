@@ -157,7 +157,7 @@ function ruleBody() {
 function showFieldError(r) {
   for (const msg of document.querySelectorAll('#rule-form .field-msg')) msg.textContent = '';
   const f = r.data && r.data.error && r.data.error.field;
-  const id = { name: 'rule-name', 'source.registry': 'rule-registry', 'source.repositories': 'rule-repositories', tags: 'rule-include', platforms: 'rule-platforms', schedule: 'rule-cron' }[f];
+  const id = { name: 'rule-name', 'source.registry': 'rule-registry', 'source.repositories': 'rule-repositories', tags: 'rule-include', platforms: 'rule-platforms', schedule: 'rule-cron', 'schedule.cron': 'rule-cron', 'schedule.timezone': 'rule-timezone' }[f];
   const target = id ? $('#' + id + '-msg') : $('#rule-msg');
   target.textContent = errorText(r);
   target.className = 'field-msg error';
