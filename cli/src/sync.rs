@@ -105,7 +105,7 @@ fn sync(args: &Args, mode: Mode) -> Result<u8, Failure> {
             PlanAction::Copy if dry_run => {
                 counts.copy += 1;
                 counts.bytes += item.bytes.unwrap_or(0);
-                report(mode, item, "would copy", None);
+                report(mode, item, "would copy", None, None);
             }
             PlanAction::Copy => {
                 let Some(source) = &item.source_reference else {
@@ -125,26 +125,30 @@ fn sync(args: &Args, mode: Mode) -> Result<u8, Failure> {
                     Ok(outcome) => {
                         counts.copy += 1;
                         counts.bytes += outcome.status.bytes_transferred();
-                        println!("{}", outcome.reference());
-                        report(mode, item, "copied", None);
+                        let reference = outcome.reference();
+                        // In JSON mode stdout holds events only; the item event names it.
+                        if mode != Mode::Json {
+                            println!("{reference}");
+                        }
+                        report(mode, item, "copied", Some(&reference), None);
                     }
                     Err(failure) => {
                         counts.failed += 1;
-                        report(mode, item, "failed", Some(&failure.to_string()));
+                        report(mode, item, "failed", None, Some(&failure.to_string()));
                         failures.push((name, failure));
                     }
                 }
             }
             PlanAction::Unchanged => {
                 counts.unchanged += 1;
-                report(mode, item, "unchanged", None);
+                report(mode, item, "unchanged", None, None);
             }
             PlanAction::Filtered => counts.filtered += 1,
             PlanAction::Prune => {}
             PlanAction::Failed(e) => {
                 counts.failed += 1;
                 let failure = failure::from_import(e.clone(), &sides);
-                report(mode, item, "failed", Some(&failure.to_string()));
+                report(mode, item, "failed", None, Some(&failure.to_string()));
                 failures.push((name, failure));
             }
         }
@@ -206,13 +210,21 @@ fn item_name(item: &PlanItem) -> String {
     }
 }
 
-fn report(mode: Mode, item: &PlanItem, outcome: &str, error: Option<&str>) {
+/// One tag's outcome; `reference` is the digest reference of a copy.
+fn report(
+    mode: Mode,
+    item: &PlanItem,
+    outcome: &str,
+    reference: Option<&str>,
+    error: Option<&str>,
+) {
     match mode {
         Mode::Json => emit(json!({
             "event": "item",
             "source": item_name(item),
             "target": item.target_reference,
             "outcome": outcome,
+            "reference": reference,
             "reason": item.reason,
             "bytes": item.bytes,
             "error": error,

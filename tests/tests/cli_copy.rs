@@ -939,6 +939,17 @@ fn sync_copies_what_a_rule_selects_then_only_what_changed() {
     assert_eq!(summary["copied"], 2, "{}", first.stdout);
     assert_eq!(summary["filtered"], 5, "{}", first.stdout);
     assert_eq!(tags(), ["1.2.0", "1.3.0"]);
+    // Each copy's event names the digest reference it landed at.
+    let copied: Vec<Value> = first
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "item" && e["outcome"] == "copied")
+        .collect();
+    assert_eq!(copied.len(), 2, "{}", first.stdout);
+    for event in copied {
+        let reference = event["reference"].as_str().unwrap_or_default();
+        assert!(reference.contains("/hub/app@sha256:"), "{event}");
+    }
 
     push("1.4.0");
     let second = sync(&[]);
