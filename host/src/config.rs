@@ -110,11 +110,28 @@ pub struct AdminConfig {
     pub password_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistryConfig {
     /// Create a project on the first push into it instead of refusing the push.
     pub auto_create_projects: bool,
+    /// A client's upload session that received nothing for this long is removed. (An
+    /// import's sessions go as soon as its task is no longer running.)
+    #[serde(with = "humantime_serde")]
+    pub upload_max_age: std::time::Duration,
+    /// How often abandoned upload sessions are looked for.
+    #[serde(with = "humantime_serde")]
+    pub upload_sweep_interval: std::time::Duration,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            auto_create_projects: false,
+            upload_max_age: hoist_registry::GcOptions::default().upload_max_age,
+            upload_sweep_interval: std::time::Duration::from_secs(10 * 60),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -10,3 +10,4 @@ pub mod server;
 mod store;
 mod sync;
 mod ui;
+mod upload_sessions;

@@ -59,7 +59,7 @@ enum Command {
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         grace: std::time::Duration,
         /// Remove upload sessions that received nothing for this long.
-        #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "1d", value_parser = humantime::parse_duration)]
         upload_max_age: std::time::Duration,
         /// Print the report as JSON.
         #[arg(long)]

@@ -8,6 +8,7 @@ use crate::auth::registry_access::{self, RegistryAccess};
 use crate::config::Config;
 use crate::store::HostStore;
 use crate::sync::runner::{SyncRunner, SyncSettings};
+use crate::upload_sessions::UploadOwners;
 use anyhow::{Context, Result, anyhow, bail};
 use axum::response::IntoResponse as _;
 use hoist_imports::PluginRuntime;
@@ -34,6 +35,10 @@ pub struct Host {
     pub admin: AdminPassword,
     sync: SyncRunner,
     limits: crate::listen::Limits,
+    registry: Registry,
+    upload_owners: UploadOwners,
+    upload_max_age: Duration,
+    upload_sweep_interval: Duration,
 }
 
 /// What [`Host::resume`] picked up from the last process.
@@ -50,6 +55,15 @@ impl Host {
         let imports = self.runner.recover().await?;
         let sync_runs = self.sync.recover().await?;
         self.sync.start_scheduler();
+        // After the recovery, so that the first sweep sees the restarted tasks' new
+        // process and removes the sessions the last one left.
+        crate::upload_sessions::start_sweeper(
+            self.registry.clone(),
+            self.runner.clone(),
+            self.upload_owners.clone(),
+            self.upload_max_age,
+            self.upload_sweep_interval,
+        );
         Ok(Resumed { imports, sync_runs })
     }
 
@@ -85,6 +99,7 @@ pub async fn build(config: &Config, password: Option<String>) -> Result<Host> {
         store: store.clone(),
         throttle: Default::default(),
     };
+    let upload_owners = UploadOwners::default();
     let access = RegistryAccess {
         passwords: passwords.clone(),
         keys: keys.clone(),
@@ -92,13 +107,17 @@ pub async fn build(config: &Config, password: Option<String>) -> Result<Host> {
         external_host: config.external_host.clone(),
         listen_host: config.listen.to_string(),
         narrow: Default::default(),
+        upload_owners: upload_owners.clone(),
     };
     let registry = Registry::new(
         Arc::new(storage),
         metadata,
         RegistryOptions {
             auto_create_projects: config.registry.auto_create_projects,
-            gc: Default::default(),
+            gc: hoist_registry::GcOptions {
+                upload_max_age: config.registry.upload_max_age,
+                ..Default::default()
+            },
         },
         Metrics::new(),
     )
@@ -197,7 +216,7 @@ pub async fn build(config: &Config, password: Option<String>) -> Result<Host> {
     let router = hoist_registry::with_layers(
         api.merge(token)
             .merge(hoist_registry::router(registry.clone()))
-            .merge(hoist_registry::readiness_router(registry))
+            .merge(hoist_registry::readiness_router(registry.clone()))
             .merge(operations),
         metrics,
     );
@@ -211,6 +230,10 @@ pub async fn build(config: &Config, password: Option<String>) -> Result<Host> {
             header_read_timeout: config.server.header_read_timeout,
             max_connections: config.server.max_connections,
         },
+        registry,
+        upload_owners,
+        upload_max_age: config.registry.upload_max_age,
+        upload_sweep_interval: config.registry.upload_sweep_interval,
     })
 }
 

@@ -79,6 +79,13 @@ pub enum Target {
 /// or `DENIED`). Asynchronous, because deciding may need the database.
 pub trait Authorizer: Send + Sync + 'static {
     fn authorize<'a>(&'a self, parts: &'a Parts, target: &'a Target) -> BoxFuture<'a, Result<()>>;
+
+    /// Who opens an upload session with this (authorized) request, when the embedder
+    /// tracks it: the registry records it with the session, and
+    /// [`crate::sweep_uploads`] asks the embedder whether that owner is gone.
+    fn upload_owner(&self, _parts: &Parts) -> Option<String> {
+        None
+    }
 }
 
 /// Lets everyone do everything: a registry without authentication, for tests and for

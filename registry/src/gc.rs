@@ -16,8 +16,10 @@
 //! records references, so a manifest that refers to an old unreferenced blob cannot slip
 //! between the collector's check and its delete either.
 //!
-//! Upload sessions that have received nothing for `upload_max_age` (a week by default)
-//! are abandoned: their data and records are removed.
+//! Upload sessions that have received nothing for `upload_max_age` (a day by default)
+//! are abandoned: their data and records are removed. So are, at once, sessions whose
+//! owner has ended: the host runs [`sweep_uploads`] on its own, with its import tasks as
+//! the owners, so that a crash mid-import leaves no session behind for long.
 //!
 //! The collector reads every referenced digest into memory (about 100 bytes each), fine
 //! for millions of blobs; a mark table in the database is the next step beyond that.
@@ -39,34 +41,38 @@ pub struct GcReport {
     pub uploads_deleted: u64,
 }
 
-/// Runs one collection over the registry's store and database.
-pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcReport> {
-    let mut report = GcReport::default();
-    let now = SystemTime::now();
-    let upload_cutoff = now
-        .checked_sub(options.upload_max_age)
-        .unwrap_or(UNIX_EPOCH);
-    let blob_cutoff = now.checked_sub(options.grace).unwrap_or(UNIX_EPOCH);
-
-    // Abandoned upload sessions: idle data, and records whose data is gone.
+/// Removes abandoned upload sessions: those idle (no byte received) since before
+/// `idle_before`, those whose owner `owner_gone` says has ended (an import task that died
+/// with its process, for one), and records whose data is gone. Returns how many.
+pub async fn sweep_uploads(
+    registry: &Registry,
+    idle_before: SystemTime,
+    owner_gone: impl Fn(&str) -> bool,
+) -> Result<u64> {
     let (storage, metadata) = (registry.storage().clone(), registry.metadata().clone());
-    let sessions = tokio::task::spawn_blocking(move || -> Result<_> {
+    let (on_disk, orphans, owners) = tokio::task::spawn_blocking(move || -> Result<_> {
         let on_disk = storage.list_uploads()?;
         let orphans: Vec<String> = metadata
-            .uploads_started_before(ms_of(upload_cutoff))?
+            .uploads_started_before(ms_of(idle_before))?
             .into_iter()
             .filter(|id| !on_disk.iter().any(|(d, _)| d == id))
             .collect();
-        let idle: Vec<String> = on_disk
-            .into_iter()
-            .filter(|(_, modified)| *modified < upload_cutoff)
-            .map(|(id, _)| id)
-            .collect();
-        Ok((idle, orphans))
+        Ok((on_disk, orphans, metadata.upload_owners()?))
     })
     .await??;
-    let (idle, orphans) = sessions;
-    for id in idle.into_iter().chain(orphans) {
+    let gone: std::collections::HashSet<&str> = owners
+        .iter()
+        .filter(|(_, owner)| owner_gone(owner))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    let abandoned: Vec<String> = on_disk
+        .iter()
+        .filter(|(id, modified)| *modified < idle_before || gone.contains(id.as_str()))
+        .map(|(id, _)| id.clone())
+        .chain(orphans)
+        .collect();
+    let mut deleted = 0;
+    for id in abandoned {
         // The session's lock keeps a (very late) request on it from racing the delete.
         let _lock = registry.lock_upload(&id).await;
         let (storage, metadata) = (registry.storage().clone(), registry.metadata().clone());
@@ -76,8 +82,21 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
             Ok(())
         })
         .await??;
-        report.uploads_deleted += 1;
+        deleted += 1;
     }
+    Ok(deleted)
+}
+
+/// Runs one collection over the registry's store and database.
+pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcReport> {
+    let mut report = GcReport::default();
+    let now = SystemTime::now();
+    let upload_cutoff = now
+        .checked_sub(options.upload_max_age)
+        .unwrap_or(UNIX_EPOCH);
+    let blob_cutoff = now.checked_sub(options.grace).unwrap_or(UNIX_EPOCH);
+
+    report.uploads_deleted = sweep_uploads(registry, upload_cutoff, |_| false).await?;
 
     // Blobs, under the collector lock.
     let _exclusive = registry.gc_exclusive().await;

@@ -38,7 +38,7 @@ mod storage;
 
 pub use access::{Action, AllowAll, Authorizer, Target};
 pub use errors::RegistryError;
-pub use gc::{GcReport, collect as collect_garbage};
+pub use gc::{GcReport, collect as collect_garbage, sweep_uploads};
 pub use http::router;
 pub use layers::{service, with_layers};
 pub use metadata::{ImportedTag, ManifestRecord, Metadata, Project, TagDetail};

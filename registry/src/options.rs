@@ -24,7 +24,7 @@ impl Default for GcOptions {
     fn default() -> Self {
         Self {
             grace: Duration::from_secs(60 * 60),
-            upload_max_age: Duration::from_secs(7 * 24 * 60 * 60),
+            upload_max_age: Duration::from_secs(24 * 60 * 60),
         }
     }
 }

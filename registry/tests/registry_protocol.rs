@@ -274,6 +274,11 @@ fn the_api_version_check_answers_and_unknown_paths_are_spec_errors() {
         "{}",
         a.text()
     );
+    // A request target no registry route could need: 414 with the spec's error body.
+    let a = s.get(&format!("/v2/team/app/tags/list?last={}", "a".repeat(9000)));
+    assert_eq!(a.status, 414);
+    assert_eq!(a.code(), "UNSUPPORTED");
+    assert!(a.text().contains("at most 8192"), "{}", a.text());
 }
 
 /// A reference that cannot exist names no manifest: 404 `MANIFEST_UNKNOWN` on GET, HEAD

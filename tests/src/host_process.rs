@@ -119,7 +119,12 @@ impl HostProcess {
 
     /// [`HostProcess::start`] with extra command-line arguments.
     pub fn start_with(data_dir: &Path, args: &[&str]) -> Self {
-        let port = free_port();
+        Self::start_on(free_port(), data_dir, args)
+    }
+
+    /// [`HostProcess::start_with`] on `port`: a host restarted on the address it had, as
+    /// clients and import targets that name it expect.
+    pub fn start_on(port: u16, data_dir: &Path, args: &[&str]) -> Self {
         let log = data_dir.with_extension(format!("host-{port}.log"));
         let log_file = std::fs::File::create(&log).unwrap();
         let child = command()

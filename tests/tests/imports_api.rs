@@ -300,9 +300,11 @@ fn an_import_interrupted_by_a_restart_continues_and_finishes() {
         json!({"source_url": format!("{}/fake:v1", fake.host())}),
     );
     let id = accepted["task_id"].as_str().unwrap().to_owned();
+    let uploads = dir.path().join("uploads");
+    let sessions = || std::fs::read_dir(&uploads).map_or(0, |d| d.count());
     wait_until(Duration::from_secs(30), "the copy to start", || {
         let (_, t) = host.admin("GET", &format!("/api/v1/tasks/{id}"), None);
-        t["phase"] == "copying"
+        t["phase"] == "copying" && sessions() > 0
     });
     // The same address again: the task's target names it.
     let mut config = config;
@@ -320,6 +322,11 @@ fn an_import_interrupted_by_a_restart_continues_and_finishes() {
             .any(|w| w.as_str().unwrap().contains("restarted")),
         "{task}"
     );
+    // The upload sessions the first process opened are not left behind: the restarted
+    // task copied into new ones, and the old ones went when the host started.
+    wait_until(Duration::from_secs(10), "no upload session left", || {
+        sessions() == 0
+    });
 }
 
 #[test]
@@ -518,6 +525,10 @@ fn every_api_error_is_json_with_a_message() {
         let message = answer["error"]["message"].as_str().unwrap_or_default();
         assert!(message.len() > 10, "{method} {path}: {answer}");
     }
+    let long = format!("/api/v1/projects?filter={}", "x".repeat(9000));
+    let (got, answer) = host.admin("GET", &long, None);
+    assert_eq!(got, 414, "{answer}");
+    assert_eq!(answer["error"]["code"], "uri_too_long", "{answer}");
     let (_, answer) = host.admin("GET", "/api/v1/projects/web/tasks?limit=many", None);
     assert!(
         answer["error"]["message"]

@@ -114,9 +114,31 @@ pub fn router(state: AppState) -> Router {
         // A body announced larger than the limit is refused before a byte of it is read
         // (and before the caller is known), rather than when the extractor reaches it.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(refuse_long_uris))
         .layer(axum::middleware::from_fn(json_errors))
         .layer(axum::middleware::from_fn(strip_basic_challenge))
         .with_state(state)
+}
+
+/// The longest request target the API reads: its paths hold a project, a name and an
+/// id, and its queries a few words. (Beyond 64 KiB hyper answers 414 itself, without a
+/// body: the `http` crate holds no longer URI.)
+const MAX_URI: usize = 8 << 10;
+
+async fn refuse_long_uris(request: Request, next: Next) -> Response {
+    let uri_len = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if uri_len > MAX_URI {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the request URI is {uri_len} bytes; the API reads at most {MAX_URI}"),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// The largest request body the API reads: its bodies are small JSON objects (a batch of

@@ -10,6 +10,7 @@ use super::narrow_tokens::NarrowTokens;
 use super::scope::Access;
 use super::{Caller, Passwords, Presented, Refused, presented};
 use crate::store::HostStore;
+use crate::upload_sessions::UploadOwners;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::request::Parts;
@@ -37,6 +38,8 @@ pub struct RegistryAccess {
     pub listen_host: String,
     /// Tokens refused for too narrow a scope, to tell a client that repeats one apart.
     pub narrow: NarrowTokens,
+    /// Names the owner of each upload session an import opens.
+    pub upload_owners: UploadOwners,
 }
 
 impl RegistryAccess {
@@ -155,6 +158,11 @@ impl Authorizer for RegistryAccess {
             .await
             .map_err(RegistryError::from)?
         })
+    }
+
+    fn upload_owner(&self, parts: &Parts) -> Option<String> {
+        let grant = parts.extensions.get::<InternalGrant>()?;
+        Some(self.upload_owners.owner(&grant.task))
     }
 }
 

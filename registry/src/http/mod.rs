@@ -185,7 +185,23 @@ async fn route(registry: &Registry, parts: &Parts, body: Body) -> Result<Respons
 
 /// Where a request goes: its repository (none for the catalog) and endpoint, once the
 /// path is a registry endpoint and the caller may do what the method asks there.
+/// The longest request target a registry route reads. A name has at most 255
+/// characters and a digest 135, so anything longer is a mistake or a probe. (Beyond 64 KiB
+/// hyper answers 414 itself, without a body: the `http` crate holds no longer URI.)
+const MAX_URI: usize = 8 << 10;
+
 async fn admit(registry: &Registry, parts: &Parts) -> Result<(Option<String>, Endpoint)> {
+    let uri_len = parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if uri_len > MAX_URI {
+        return Err(RegistryError::new(
+            StatusCode::URI_TOO_LONG,
+            "UNSUPPORTED",
+            format!(
+                "the request URI is {uri_len} bytes; the registry reads at most {MAX_URI} \
+                 (a repository name has at most 255 characters)"
+            ),
+        ));
+    }
     let raw = parts.uri.path().strip_prefix("/v2/").unwrap_or_default();
     let path = percent_encoding::percent_decode_str(raw)
         .decode_utf8()

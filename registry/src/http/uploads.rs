@@ -62,7 +62,11 @@ pub(super) async fn start(
     };
     let id = registry.store(|s| s.start_upload()).await?;
     let (r, i) = (repo.to_owned(), id.clone());
-    if let Err(e) = registry.db(move |m| m.start_upload(&i, &r)).await {
+    let owner = registry.authorizer().upload_owner(parts);
+    if let Err(e) = registry
+        .db(move |m| m.start_upload(&i, &r, owner.as_deref()))
+        .await
+    {
         let i = id.clone();
         let _ = registry.store(move |s| s.cancel_upload(&i)).await;
         return Err(e);

@@ -124,6 +124,9 @@ const STEPS: &[&str] = &[
          body TEXT NOT NULL
      );
      CREATE INDEX sync_runs_by_rule ON sync_runs (rule, seq DESC);",
+    // 6: who opened an upload session (an import task, through the authorizer), so that
+    // the sessions of a task that died with its process are removed at once.
+    "ALTER TABLE uploads ADD COLUMN owner TEXT;",
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

@@ -178,13 +178,22 @@ impl Metadata {
 
     // ---- upload sessions ----
 
-    /// Records which repository an upload session belongs to.
-    pub fn start_upload(&self, id: &str, repository: &str) -> Result<()> {
+    /// Records which repository an upload session belongs to, and who opened it when the
+    /// authorizer names an owner.
+    pub fn start_upload(&self, id: &str, repository: &str, owner: Option<&str>) -> Result<()> {
         self.conn().execute(
-            "INSERT INTO uploads (id, repository, started_ms) VALUES (?1, ?2, ?3)",
-            params![id, repository, now_ms()],
+            "INSERT INTO uploads (id, repository, started_ms, owner) VALUES (?1, ?2, ?3, ?4)",
+            params![id, repository, now_ms(), owner],
         )?;
         Ok(())
+    }
+
+    /// The upload sessions that have an owner, with it.
+    pub fn upload_owners(&self) -> Result<Vec<(String, String)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT id, owner FROM uploads WHERE owner IS NOT NULL")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The repository an upload session belongs to.
