@@ -150,12 +150,15 @@ async fn main() -> Result<()> {
         return gc(&config, grace, upload_max_age, json).await;
     }
 
-    let password = std::env::var("HOIST_ADMIN_PASSWORD").ok();
-    let host = hoist_host::server::build(&config, password).await?;
+    // Bound before the host is built: with port 0 the host must know the port it got,
+    // since import targets and token realms name it.
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    config.listen = addr;
+    let password = std::env::var("HOIST_ADMIN_PASSWORD").ok();
+    let host = hoist_host::server::build(&config, password).await?;
     let resumed = host.resume().await?;
     if resumed.imports > 0 || resumed.sync_runs > 0 {
         tracing::info!(

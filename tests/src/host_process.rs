@@ -5,11 +5,11 @@
 //! [`hoist_host_bin`] asks cargo to build `hoist-host` (a no-op when it is up to date, so
 //! a changed host is never tested through a stale binary) and takes the path cargo reports.
 
-use crate::free_port;
 use crate::hoist_server::ADMIN_PASSWORD;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The `hoist-host` executable, built by cargo on first use in this test binary
@@ -117,15 +117,21 @@ impl HostProcess {
         Self::start_with(data_dir, &[])
     }
 
-    /// [`HostProcess::start`] with extra command-line arguments.
+    /// [`HostProcess::start`] with extra command-line arguments. The host binds port 0
+    /// itself and prints the address it got, so no other test can take the port between
+    /// a pick and a bind.
     pub fn start_with(data_dir: &Path, args: &[&str]) -> Self {
-        Self::start_on(free_port(), data_dir, args)
+        Self::start_on(0, data_dir, args)
     }
 
-    /// [`HostProcess::start_with`] on `port`: a host restarted on the address it had, as
-    /// clients and import targets that name it expect.
+    /// [`HostProcess::start_with`] on `port` (0: any): a host restarted on the address it
+    /// had, as clients and import targets that name it expect.
     pub fn start_on(port: u16, data_dir: &Path, args: &[&str]) -> Self {
-        let log = data_dir.with_extension(format!("host-{port}.log"));
+        static STARTS: AtomicUsize = AtomicUsize::new(0);
+        let log = data_dir.with_extension(format!(
+            "host-{}.log",
+            STARTS.fetch_add(1, Ordering::Relaxed)
+        ));
         let log_file = std::fs::File::create(&log).unwrap();
         let child = command()
             .arg("--listen")
@@ -153,7 +159,6 @@ impl HostProcess {
     /// deadline passes. The first start on a data folder compiles the plugin.
     fn wait_ready(&mut self, deadline: Duration) {
         let end = Instant::now() + deadline;
-        let url = self.url("/healthz");
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(2))
             .build();
@@ -164,7 +169,25 @@ impl HostProcess {
                     self.log()
                 );
             }
-            if agent.get(&url).call().is_ok_and(|r| r.status() == 200) {
+            if self.port == 0 {
+                // The address the host prints once it listens.
+                self.port = self
+                    .log()
+                    .lines()
+                    .find_map(|l| {
+                        l.strip_prefix("Hoist is running: open http://127.0.0.1:")?
+                            .strip_suffix('/')?
+                            .parse()
+                            .ok()
+                    })
+                    .unwrap_or(0);
+            }
+            if self.port != 0
+                && agent
+                    .get(&self.url("/healthz"))
+                    .call()
+                    .is_ok_and(|r| r.status() == 200)
+            {
                 return;
             }
             assert!(

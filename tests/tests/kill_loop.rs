@@ -146,11 +146,12 @@ fn imports_and_pushes_come_through_a_kill_loop_whole() {
     let hub = Registry::start(Auth::None);
     let config = write_config(dir.path(), &fakes);
     let config = config.to_str().unwrap().to_owned();
-    // Every start on the same port: import targets and the pushing clients name it.
-    let port = hoist_tests::free_port();
-    let start = || HostProcess::start_on(port, &data, &["--config", &config]);
+    let args = ["--config", config.as_str()];
+    let mut host = HostProcess::start_with(&data, &args);
+    // Every restart on the same port: import targets and the pushing clients name it.
+    let port = host.port;
+    let start = || HostProcess::start_on(port, &data, &args);
 
-    let mut host = start();
     let (status, _) = call(
         &host.url("/api/v1/projects"),
         "POST",
