@@ -56,7 +56,10 @@ def blob(repo, data):
 def push(job):
     r, t = job
     repo = f"bench/repo{r}"
+    # A config of its own per tag: distribution mis-links one blob pushed concurrently
+    # into one repository (DIGEST_INVALID / MANIFEST_BLOB_UNKNOWN on the manifest).
     config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "config": {"Labels": {"tag": f"1.{t}.0"}},
                          "rootfs": {"type": "layers", "diff_ids": []}}).encode()
     c = dict(blob(repo, config), mediaType="application/vnd.oci.image.config.v1+json")
     l = dict(blob(repo, os.urandom(4096)), mediaType="application/vnd.oci.image.layer.v1.tar+gzip")
@@ -127,8 +130,8 @@ floor_s=$(elapsed "$t")
 skopeo_sync() {
   local r
   for r in $(seq 0 $((REPOS - 1))); do
-    skopeo sync --quiet --src docker --dest docker --src-tls-verify=false --dest-tls-verify=false \
-      --dest-creds admin:bench "$S/bench/repo$r" "$H/viaskopeo" >/dev/null
+    skopeo sync --src docker --dest docker --src-tls-verify=false --dest-tls-verify=false \
+      --dest-creds admin:bench "$S/bench/repo$r" "$H/viaskopeo" >/dev/null 2>>"$work/skopeo.log"
   done
 }
 before=$(requests); t=$(now); skopeo_sync; skopeo_cold_s=$(elapsed "$t"); skopeo_cold_req=$(( $(requests) - before ))
