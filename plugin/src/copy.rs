@@ -273,8 +273,9 @@ impl Job {
                     });
                 }
                 match top {
+                    // A filtered index is a new manifest, digested as the source's was.
                     Some((bytes, media)) => ManifestToPush {
-                        reference: manifest_digest(&bytes),
+                        reference: crate::registry::digest_as(&digest, &bytes),
                         media_type: media,
                         bytes,
                     },
@@ -322,12 +323,24 @@ impl Job {
         for (i, push) in pushes.iter().enumerate() {
             self.check_cancelled()?;
             // The top manifest goes under the tag, and only after all it refers to.
-            let reference = match (i == last, self.target.tag()) {
-                (true, Some(tag)) => tag,
-                _ => push.reference.as_str(),
+            // A tag push names a digest that is not sha256, or the target would file the
+            // manifest under its sha256 digest and the copy's digest would differ.
+            let (reference, digest) = match (i == last, self.target.tag()) {
+                (true, Some(tag)) => (
+                    tag,
+                    (!push.reference.starts_with("sha256:")).then_some(push.reference.as_str()),
+                ),
+                _ => (push.reference.as_str(), None),
             };
             self.client
-                .put_manifest(dst_reg, dst_repo, reference, &push.media_type, &push.bytes)
+                .put_manifest(
+                    dst_reg,
+                    dst_repo,
+                    reference,
+                    digest,
+                    &push.media_type,
+                    &push.bytes,
+                )
                 .await?;
         }
         let mut status = self.shared.status.borrow_mut();
@@ -685,8 +698,4 @@ struct Download {
     /// The next byte the stream yields.
     position: u64,
     resumes: u32,
-}
-
-fn manifest_digest(bytes: &[u8]) -> String {
-    crate::registry::sha256_digest(bytes)
 }

@@ -10,7 +10,7 @@ use crate::progress::{Field, ImportError, RequestCounts};
 use crate::reference;
 use crate::retry;
 use crate::url::Url;
-use sha2::{Digest as _, Sha256};
+use sha2::{Digest as _, Sha256, Sha512};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -551,8 +551,8 @@ impl Client {
                 )),
                 e => ImportError::Network(format!("reading {what} from {registry}: {e}")),
             })?;
-        let digest = sha256_digest(&bytes);
-        if reference.starts_with("sha256:") && reference != digest {
+        let digest = digest_as(reference, &bytes);
+        if reference.contains(':') && reference != digest {
             return Err(ImportError::DigestMismatch(format!(
                 "{registry} served {what} with digest {digest}, not the one asked for"
             )));
@@ -566,10 +566,14 @@ impl Client {
         registry: &str,
         repository: &str,
         reference: &str,
+        digest: Option<&str>,
         media_type: &str,
         bytes: &[u8],
     ) -> Result<(), ImportError> {
-        let path = format!("/v2/{repository}/manifests/{reference}");
+        let mut path = format!("/v2/{repository}/manifests/{reference}");
+        if let Some(digest) = digest {
+            path = format!("{path}?digest={}", crate::url::encode(digest));
+        }
         let scopes = vec![auth::push_scope(repository)];
         let len = bytes.len().to_string();
         let headers = [
@@ -995,14 +999,15 @@ fn registry_error_detail(body: &[u8]) -> Option<(String, String)> {
     ))
 }
 
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    let hash = Sha256::digest(bytes);
-    let mut out = String::with_capacity(71);
-    out.push_str("sha256:");
-    for b in hash {
-        out.push_str(&format!("{b:02x}"));
+/// The digest of `bytes` in the algorithm `like` is written in: sha512 when it is a
+/// sha512 digest, sha256 for anything else (a tag, a sha256 digest), which is how
+/// registries name a manifest pushed by tag.
+pub fn digest_as(like: &str, bytes: &[u8]) -> String {
+    if like.starts_with("sha512:") {
+        format!("sha512:{:x}", Sha512::digest(bytes))
+    } else {
+        format!("sha256:{:x}", Sha256::digest(bytes))
     }
-    out
 }
 
 fn method_name(m: &Method) -> &'static str {

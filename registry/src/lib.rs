@@ -23,6 +23,7 @@
 //! plugs in authentication, and imports reach the registry over its HTTP routes.
 
 mod access;
+mod digest;
 mod errors;
 mod gc;
 mod http;

@@ -5,10 +5,12 @@
 //! - a name is components joined by `/`, at most 255 characters; in Hoist the first
 //!   component is the project, so a name has at least two;
 //! - a tag is `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`;
-//! - a digest is `sha256:` and 64 lowercase hex digits (the only algorithm the store
-//!   keeps; the grammar allows others, which are refused as unsupported).
+//! - a digest is `sha256:` and 64 lowercase hex digits, or `sha512:` and 128 (the
+//!   algorithms the store keeps; the grammar allows others, which are refused as
+//!   unsupported).
 
 use super::errors::{RegistryError, Result};
+use crate::digest::{self, Algorithm};
 
 pub const MAX_NAME: usize = 255;
 pub const MAX_TAG: usize = 128;
@@ -117,29 +119,28 @@ pub fn tag_ok(tag: &str) -> bool {
         && b.iter().all(|&c| word(c) || c == b'.' || c == b'-')
 }
 
-/// Checks a digest and returns it. Only sha256 is stored here.
+/// Checks a digest and returns it: sha256 or sha512, the algorithms the store keeps.
 pub fn check_digest(digest: &str) -> Result<&str> {
-    let Some((algorithm, encoded)) = digest.split_once(':') else {
+    if digest::parse(digest).is_some() {
+        return Ok(digest);
+    }
+    let Some((algorithm, _)) = digest.split_once(':') else {
         return Err(RegistryError::digest_invalid(format!(
-            "{digest:?} is not a digest; write it as sha256:<64 lowercase hex digits>"
+            "{digest:?} is not a digest; write it as sha256:<64 lowercase hex digits> (or \
+             sha512:<128>)"
         )));
     };
-    if algorithm != "sha256" {
-        return Err(RegistryError::digest_invalid(format!(
-            "the digest algorithm {algorithm:?} is not supported here; use sha256"
-        )));
-    }
-    if encoded.len() != 64
-        || !encoded
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    {
-        return Err(RegistryError::digest_invalid(format!(
-            "{digest:?} is not a sha256 digest: it needs exactly 64 lowercase hex digits \
-             after 'sha256:'"
-        )));
-    }
-    Ok(digest)
+    let message = match Algorithm::ALL.into_iter().find(|a| a.name() == algorithm) {
+        Some(a) => format!(
+            "{digest:?} is not a {algorithm} digest: it needs exactly {} lowercase hex digits \
+             after '{algorithm}:'",
+            a.hex_len()
+        ),
+        None => format!(
+            "the digest algorithm {algorithm:?} is not supported here; use sha256 or sha512"
+        ),
+    };
+    Err(RegistryError::digest_invalid(message))
 }
 
 /// What a manifest URL names.
@@ -220,7 +221,13 @@ mod tests {
         assert_eq!(Reference::parse(&d).unwrap(), Reference::Digest(d.clone()));
         assert!(Reference::parse("sha256:abc").is_err());
         assert!(Reference::parse(&format!("sha256:{}", "A".repeat(64))).is_err());
-        assert!(Reference::parse(&format!("sha512:{}", "a".repeat(128))).is_err());
+        let d512 = format!("sha512:{}", "a".repeat(128));
+        assert_eq!(
+            Reference::parse(&d512).unwrap(),
+            Reference::Digest(d512.clone())
+        );
+        assert!(Reference::parse(&format!("sha512:{}", "a".repeat(64))).is_err());
+        assert!(Reference::parse(&format!("sha384:{}", "a".repeat(96))).is_err());
         assert_eq!(
             Reference::parse("v1").unwrap(),
             Reference::Tag("v1".to_owned())

@@ -4,7 +4,7 @@
 
 use hoist_registry::{Registry, RegistryOptions};
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
+use sha2::{Digest as _, Sha256, Sha512};
 use std::collections::HashMap;
 use std::io::Read as _;
 use std::path::Path;
@@ -16,6 +16,10 @@ const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
 fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{:x}", Sha256::digest(bytes))
+}
+
+fn sha512(bytes: &[u8]) -> String {
+    format!("sha512:{:x}", Sha512::digest(bytes))
 }
 
 /// The registry served from a thread of its own; stopped (and its database closed) when
@@ -909,6 +913,154 @@ fn referrers_list_what_refers_to_a_subject_with_a_filter() {
     );
     let a = s.get("/v2/team/app/referrers/sha256:zz");
     assert_eq!((a.status, a.code().as_str()), (400, "DIGEST_INVALID"));
+}
+
+/// The conformance suite's sha512 workflows: blobs uploaded whole and in chunks, served,
+/// mounted; manifests pushed by digest and by tag with `?digest=`, pulled, deleted; and
+/// the collector freeing them, all in sha512.
+#[test]
+fn content_addressed_by_sha512_is_pushed_pulled_mounted_and_collected() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::with_team(dir.path());
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    let config_digest = sha512(config);
+    let a = s.call(
+        "POST",
+        &format!("/v2/team/app/blobs/uploads/?digest={config_digest}"),
+        &[("content-type", "application/octet-stream")],
+        config,
+    );
+    assert_eq!(a.status, 201, "{}", a.text());
+    assert_eq!(a.header("docker-content-digest"), config_digest);
+    assert_eq!(
+        a.header("location"),
+        format!("/v2/team/app/blobs/{config_digest}")
+    );
+
+    // In two chunks, then a wrong digest refused before the right one is accepted.
+    let layer = b"a layer addressed by sha512 ".repeat(4000);
+    let layer_digest = sha512(&layer);
+    let a = s.call("POST", "/v2/team/app/blobs/uploads/", &[], b"");
+    let upload = a.header("location").to_owned();
+    let half = layer.len() / 2;
+    let a = s.call(
+        "PATCH",
+        &upload,
+        &[("content-range", &format!("0-{}", half - 1))],
+        &layer[..half],
+    );
+    assert_eq!(a.status, 202, "{}", a.text());
+    let upload = a.header("location").to_owned();
+    let a = s.call(
+        "PUT",
+        &format!("{upload}?digest={}", sha512(b"not the layer")),
+        &[],
+        &layer[half..],
+    );
+    assert_eq!((a.status, a.code().as_str()), (400, "DIGEST_INVALID"));
+    let a = s.call("POST", "/v2/team/app/blobs/uploads/", &[], b"");
+    let upload = a.header("location").to_owned();
+    let a = s.call("PATCH", &upload, &[], &layer);
+    let upload = a.header("location").to_owned();
+    let a = s.call("PUT", &format!("{upload}?digest={layer_digest}"), &[], b"");
+    assert_eq!(a.status, 201, "{}", a.text());
+
+    let a = s.call(
+        "HEAD",
+        &format!("/v2/team/app/blobs/{layer_digest}"),
+        &[],
+        b"",
+    );
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("docker-content-digest"), layer_digest);
+    assert_eq!(a.header("content-length"), layer.len().to_string());
+    let a = s.call(
+        "GET",
+        &format!("/v2/team/app/blobs/{layer_digest}"),
+        &[("range", "bytes=10-19")],
+        b"",
+    );
+    assert_eq!((a.status, &a.body[..]), (206, &layer[10..20]));
+
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": OCI_LAYER, "digest": layer_digest, "size": layer.len()}],
+    }))
+    .unwrap();
+    let manifest_digest = sha512(&manifest);
+    let a = s.call(
+        "PUT",
+        &format!("/v2/team/app/manifests/{manifest_digest}"),
+        &[("content-type", OCI_MANIFEST)],
+        &manifest,
+    );
+    assert_eq!(a.status, 201, "{}", a.text());
+    assert_eq!(a.header("docker-content-digest"), manifest_digest);
+
+    // By tag: sha256 unless the push names its digest, which must then match.
+    let a = s.call(
+        "PUT",
+        &format!("/v2/team/app/manifests/v1?digest={}", sha512(b"other")),
+        &[("content-type", OCI_MANIFEST)],
+        &manifest,
+    );
+    assert_eq!((a.status, a.code().as_str()), (400, "DIGEST_INVALID"));
+    let a = s.call(
+        "PUT",
+        &format!("/v2/team/app/manifests/v1?digest={manifest_digest}"),
+        &[("content-type", OCI_MANIFEST)],
+        &manifest,
+    );
+    assert_eq!(a.status, 201, "{}", a.text());
+    assert_eq!(a.header("docker-content-digest"), manifest_digest);
+    let a = s.get("/v2/team/app/manifests/v1");
+    assert_eq!(a.header("docker-content-digest"), manifest_digest);
+    assert_eq!(a.body, manifest);
+    let a = s.call(
+        "PUT",
+        "/v2/team/app/manifests/plain",
+        &[("content-type", OCI_MANIFEST)],
+        &manifest,
+    );
+    assert_eq!(a.header("docker-content-digest"), sha256(&manifest));
+    let a = s.get(&format!("/v2/team/app/manifests/{manifest_digest}"));
+    assert_eq!((a.status, &a.body), (200, &manifest));
+
+    let a = s.call(
+        "POST",
+        &format!("/v2/team/copy/blobs/uploads/?mount={layer_digest}&from=team/app"),
+        &[],
+        b"",
+    );
+    assert_eq!(a.status, 201, "{}", a.text());
+    assert_eq!(
+        s.get(&format!("/v2/team/copy/blobs/{layer_digest}")).body,
+        layer
+    );
+    let a = s.get(&format!("/v2/team/app/blobs/sha512:{}", "a".repeat(64)));
+    assert_eq!((a.status, a.code().as_str()), (400, "DIGEST_INVALID"));
+
+    for reference in ["v1", "plain", &manifest_digest, &sha256(&manifest)] {
+        let a = s.call(
+            "DELETE",
+            &format!("/v2/team/app/manifests/{reference}"),
+            &[],
+            b"",
+        );
+        assert_eq!(a.status, 202, "{reference}: {}", a.text());
+    }
+    s.call(
+        "DELETE",
+        &format!("/v2/team/copy/blobs/{layer_digest}"),
+        &[],
+        b"",
+    );
+    let a = s.call("POST", "/api/v1/gc?grace_seconds=0", &[], b"");
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.json()["blobs_deleted"], 4, "{}", a.text());
+    assert!(s.registry().storage().list_blobs().unwrap().is_empty());
 }
 
 #[test]

@@ -12,11 +12,16 @@
 //! - every manifest an index lists must be in this repository;
 //! - when pushed by digest, its bytes must have that digest.
 //!
+//! Its digest is sha256 unless the push names another algorithm: by pushing to a digest
+//! reference, or, with a tag, by a `?digest=` query (as the distribution spec's tag push
+//! with a digest allows), which must then match the bytes too.
+//!
 //! OCI artifacts are image manifests with an `artifactType` or any config media type;
 //! both are accepted, and the artifact type is recorded as the spec's referrers API
 //! defines it (`artifactType`, else the config's media type).
 
-use super::{CONTENT_DIGEST, OCI_SUBJECT, Registry, empty, header_str, value};
+use super::{CONTENT_DIGEST, OCI_SUBJECT, Query, Registry, empty, header_str, value};
+use crate::digest::{self, Algorithm};
 use crate::errors::{RegistryError, Result};
 use crate::manifest::{self, MAX_MANIFEST, RefKind, Reference as Referenced};
 use crate::metadata::ManifestRecord;
@@ -26,7 +31,6 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hoist_common::clock::now_ms;
-use sha2::{Digest as _, Sha256};
 
 /// `PUT /v2/<name>/manifests/<reference>`: read, check, then store and record.
 pub(super) async fn put(
@@ -34,14 +38,24 @@ pub(super) async fn put(
     repo: &str,
     reference: &str,
     headers: &HeaderMap,
+    query: &Query,
     body: Body,
 ) -> Result<Response> {
     let reference = Reference::parse(reference)?;
+    let claimed = match (&reference, query.get("digest")) {
+        (Reference::Digest(d), _) => Some(d.clone()),
+        (Reference::Tag(_), Some(d)) => Some(names::check_digest(d)?.to_owned()),
+        (Reference::Tag(_), None) => None,
+    };
     registry.require_project(repo).await?;
     let bytes = read_manifest(registry, headers, body).await?;
-    let digest = sha256(&bytes);
-    if let Reference::Digest(d) = &reference
-        && *d != digest
+    let algorithm = claimed
+        .as_deref()
+        .and_then(digest::parse)
+        .map_or(Algorithm::Sha256, |(a, _)| a);
+    let digest = algorithm.digest(&bytes);
+    if let Some(d) = claimed
+        && d != digest
     {
         return Err(RegistryError::digest_invalid(format!(
             "the manifest was pushed as {d}, but its bytes hash to {digest}; push it by that \
@@ -246,8 +260,4 @@ pub(super) async fn delete(registry: &Registry, repo: &str, reference: &str) -> 
     } else {
         Err(RegistryError::manifest_unknown(repo, reference))
     }
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{:x}", Sha256::digest(bytes))
 }

@@ -156,7 +156,7 @@ async fn route(registry: &Registry, parts: &Parts, body: Body) -> Result<Respons
         (Endpoint::Manifest(r), Method::GET) => manifests::get(registry, &repo, &r, true).await,
         (Endpoint::Manifest(r), Method::HEAD) => manifests::get(registry, &repo, &r, false).await,
         (Endpoint::Manifest(r), Method::PUT) => {
-            manifests::put(registry, &repo, &r, &parts.headers, body).await
+            manifests::put(registry, &repo, &r, &parts.headers, &query, body).await
         }
         (Endpoint::Manifest(r), Method::DELETE) => manifests::delete(registry, &repo, &r).await,
         (Endpoint::Blob(d), Method::GET) => blobs::get(registry, &repo, &d, parts, true).await,

@@ -293,7 +293,7 @@ async fn commit(registry: &Registry, repo: &str, id: &str, digest: &str) -> Resu
             .with_detail(serde_json::json!({ "expected": digest, "computed": computed })))
         }
         Err(CommitError::InvalidDigest) => Err(RegistryError::digest_invalid(format!(
-            "{digest:?} is not a sha256 digest"
+            "{digest:?} is not a sha256 or sha512 digest"
         ))),
         Err(CommitError::UnknownUpload) => Err(RegistryError::upload_unknown(id)),
         Err(CommitError::Io(e)) => Err(RegistryError::internal(e)),

@@ -1,13 +1,13 @@
 //! The filesystem driver: content-addressed blobs on local disk (DESIGN.md §4).
 //!
-//! Committed blobs live at `blobs/sha256/<2 hex>/<64 hex>`. Uploads are written under
+//! Committed blobs live at `blobs/<algorithm>/<2 hex>/<hex>` (sha256 or sha512). Uploads are written under
 //! `uploads/<id>/data` and only become visible by a rename after their digest has been
 //! verified and their data fsynced, so a reader never sees a partial blob, and a crash
 //! leaves either nothing or the whole blob. Upload sessions are plain files, so they
 //! survive a restart of the host.
 
 use super::{BlobRead, CommitError, Storage};
-use sha2::{Digest as _, Sha256};
+use crate::digest::{self, Algorithm, Hasher};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -56,13 +56,18 @@ pub struct FsStorage {
 struct RunningDigest {
     /// The bytes hashed so far; the digest is used only when the file has exactly these.
     len: u64,
-    hasher: Sha256,
+    /// In sha256, which nearly every client commits with; a commit in another algorithm
+    /// reads the file again.
+    hasher: Hasher,
 }
 
 impl FsStorage {
     pub fn open(root: &Path) -> io::Result<Self> {
-        for dir in ["blobs/sha256", "uploads", "tmp"] {
+        for dir in ["uploads", "tmp"] {
             fs::create_dir_all(root.join(dir))?;
+        }
+        for algorithm in Algorithm::ALL {
+            fs::create_dir_all(root.join("blobs").join(algorithm.name()))?;
         }
         Ok(Self {
             root: root.to_owned(),
@@ -71,8 +76,14 @@ impl FsStorage {
     }
 
     fn blob_path(&self, digest: &str) -> Option<PathBuf> {
-        let hex = digest_hex(digest)?;
-        Some(self.root.join("blobs/sha256").join(&hex[..2]).join(hex))
+        let (algorithm, hex) = digest::parse(digest)?;
+        Some(
+            self.root
+                .join("blobs")
+                .join(algorithm.name())
+                .join(&hex[..2])
+                .join(hex),
+        )
     }
 
     fn upload_dir(&self, id: &str) -> Option<PathBuf> {
@@ -93,15 +104,9 @@ impl FsStorage {
     }
 }
 
-/// The 64 hex digits of a sha256 digest, if it is one.
-fn digest_hex(digest: &str) -> Option<&str> {
-    let hex = digest.strip_prefix("sha256:")?;
-    (hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))).then_some(hex)
-}
-
-fn sha256_file(path: &Path) -> io::Result<String> {
+fn hash_file(path: &Path, algorithm: Algorithm) -> io::Result<String> {
     let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
+    let mut hasher = algorithm.hasher();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = file.read(&mut buf)?;
@@ -110,7 +115,7 @@ fn sha256_file(path: &Path) -> io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(format!("sha256:{:x}", hasher.finalize()))
+    Ok(hasher.finish())
 }
 
 impl Storage for FsStorage {
@@ -163,8 +168,8 @@ impl Storage for FsStorage {
     }
 
     fn put_blob(&self, digest: &str, bytes: &[u8]) -> Result<(), CommitError> {
-        digest_hex(digest).ok_or(CommitError::InvalidDigest)?;
-        let computed = format!("sha256:{:x}", Sha256::digest(bytes));
+        let (algorithm, _) = digest::parse(digest).ok_or(CommitError::InvalidDigest)?;
+        let computed = algorithm.digest(bytes);
         if computed != digest {
             return Err(CommitError::DigestMismatch { computed });
         }
@@ -192,12 +197,14 @@ impl Storage for FsStorage {
 
     fn list_blobs(&self) -> io::Result<Vec<String>> {
         let mut out = Vec::new();
-        for prefix in fs::read_dir(self.root.join("blobs/sha256"))? {
-            for blob in fs::read_dir(prefix?.path())? {
-                let name = blob?.file_name().to_string_lossy().into_owned();
-                let digest = format!("sha256:{name}");
-                if digest_hex(&digest).is_some() {
-                    out.push(digest);
+        for algorithm in Algorithm::ALL {
+            for prefix in fs::read_dir(self.root.join("blobs").join(algorithm.name()))? {
+                for blob in fs::read_dir(prefix?.path())? {
+                    let name = blob?.file_name().to_string_lossy().into_owned();
+                    let digest = format!("{}:{name}", algorithm.name());
+                    if digest::parse(&digest).is_some() {
+                        out.push(digest);
+                    }
                 }
             }
         }
@@ -246,7 +253,7 @@ impl Storage for FsStorage {
         let mut running = taken.filter(|r| r.len == start).or_else(|| {
             (start == 0).then(|| RunningDigest {
                 len: 0,
-                hasher: Sha256::new(),
+                hasher: Algorithm::Sha256.hasher(),
             })
         });
         let (mut end, mut clean_to) = (start, start);
@@ -290,7 +297,7 @@ impl Storage for FsStorage {
     }
 
     fn commit(&self, id: &str, digest: &str) -> Result<u64, CommitError> {
-        digest_hex(digest).ok_or(CommitError::InvalidDigest)?;
+        let (algorithm, _) = digest::parse(digest).ok_or(CommitError::InvalidDigest)?;
         let dir = self.upload_dir(id).ok_or(CommitError::UnknownUpload)?;
         let data = dir.join("data");
         if !data.exists() {
@@ -299,8 +306,8 @@ impl Storage for FsStorage {
         let len = fs::metadata(&data)?.len();
         let running = self.digests.lock().unwrap().remove(id);
         let computed = match running {
-            Some(r) if r.len == len => format!("sha256:{:x}", r.hasher.finalize()),
-            _ => sha256_file(&data)?,
+            Some(r) if r.len == len && r.hasher.algorithm() == algorithm => r.hasher.finish(),
+            _ => hash_file(&data, algorithm)?,
         };
         if computed != digest {
             // The session stays, so the client can see its state or cancel it; the data
@@ -366,7 +373,7 @@ mod tests {
     use super::*;
 
     fn sha(bytes: &[u8]) -> String {
-        format!("sha256:{:x}", Sha256::digest(bytes))
+        Algorithm::Sha256.digest(bytes)
     }
 
     #[test]
@@ -480,5 +487,35 @@ mod tests {
         let id = store.start_upload().unwrap();
         assert!(store.cancel_upload(&id).unwrap());
         assert_eq!(store.upload_len(&id).unwrap(), None);
+    }
+
+    #[test]
+    fn sha512_blobs_are_verified_stored_listed_and_deleted_beside_sha256_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStorage::open(dir.path()).unwrap();
+        let data = b"content addressed by sha512".repeat(100);
+        let d512 = Algorithm::Sha512.digest(&data);
+        let d256 = sha(&data);
+        let id = store.start_upload().unwrap();
+        store.append(&id, &mut &data[..]).unwrap();
+        // The running sha256 cannot vouch for a sha512 digest: the file is read again.
+        assert!(matches!(
+            store.commit(&id, &Algorithm::Sha512.digest(b"other")),
+            Err(CommitError::DigestMismatch { computed }) if computed == d512
+        ));
+        assert_eq!(store.commit(&id, &d512).unwrap(), data.len() as u64);
+        store.put_blob(&d256, &data).unwrap();
+        assert_eq!(store.read_small(&d512, 1 << 20).unwrap().unwrap(), data);
+        let mut listed = store.list_blobs().unwrap();
+        listed.sort();
+        assert_eq!(listed, vec![d256.clone(), d512.clone()]);
+        assert!(dir.path().join("blobs/sha512").join(&d512[7..9]).is_dir());
+        assert!(matches!(
+            store.put_blob(&Algorithm::Sha512.digest(b"x"), b"y"),
+            Err(CommitError::DigestMismatch { .. })
+        ));
+        assert!(store.delete_blob(&d512).unwrap());
+        assert_eq!(store.blob_len(&d512).unwrap(), None);
+        assert_eq!(store.blob_len(&d256).unwrap(), Some(data.len() as u64));
     }
 }

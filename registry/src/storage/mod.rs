@@ -28,7 +28,7 @@ pub enum CommitError {
     DigestMismatch {
         computed: String,
     },
-    /// The digest is not `sha256:<64 lowercase hex>`.
+    /// The digest is not `sha256:<64 lowercase hex>` or `sha512:<128 lowercase hex>`.
     InvalidDigest,
     Io(io::Error),
 }
