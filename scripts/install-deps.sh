@@ -45,6 +45,25 @@ if ! "$TOOLS/bin/wasmtime" --version 2>/dev/null | grep -q "^wasmtime $WASMTIME_
   rm -rf "$HOIST_CACHE/wasmtime-cli-build"
 fi
 
+# cargo-fuzz drives the bounded fuzzing in scripts/fuzz.sh (libFuzzer comes with the fuzz
+# crate itself, from crates.io).
+CARGO_FUZZ_VERSION=0.13.2
+if ! "$TOOLS/bin/cargo-fuzz" --version 2>/dev/null | grep -q " $CARGO_FUZZ_VERSION"; then
+  echo "install-deps: building cargo-fuzz $CARGO_FUZZ_VERSION" >&2
+  CARGO_TARGET_DIR=$HOIST_CACHE/cargo-fuzz-build \
+    cargo install --quiet --locked --root "$TOOLS" cargo-fuzz --version "$CARGO_FUZZ_VERSION"
+  rm -rf "$HOIST_CACHE/cargo-fuzz-build"
+fi
+
+# schemathesis checks the JSON API against host/openapi.yaml (tests/tests/api_schema.rs);
+# its own virtual environment, pinned.
+SCHEMATHESIS_VERSION=4.32.5
+if ! "$TOOLS/schemathesis/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  echo "install-deps: python schemathesis $SCHEMATHESIS_VERSION" >&2
+  python3 -m venv "$TOOLS/schemathesis"
+  "$TOOLS/schemathesis/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
 # The Python `oras` client checks artifacts and the referrers API; it lives in its own
 # virtual environment under the cache, pinned.
 ORAS_VERSION=0.2.43

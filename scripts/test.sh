@@ -20,4 +20,6 @@ status=0
 cargo test --release --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 # One closing line for the whole run: cargo prints one per test binary.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "all tests: %d passed, %d failed\n", p, f }' "$log"
+# Bounded fuzzing of the parsers of untrusted input: about two minutes, its build included.
+scripts/fuzz.sh || status=$?
 exit "$status"

@@ -25,6 +25,9 @@
 mod access;
 mod digest;
 mod errors;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod gc;
 mod http;
 mod layers;

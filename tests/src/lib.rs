@@ -29,18 +29,23 @@ pub const CLI_WASM: &str = env!("HOIST_CLI_WASM");
 /// The plugin component, built by this crate's build script.
 pub const PLUGIN_WASM: &str = env!("HOIST_PLUGIN_WASM");
 
+/// Where `scripts/install-deps.sh` keeps the pinned tools: `$HOIST_CACHE`, else
+/// `$HOME/.cache/hoist`.
+pub fn hoist_cache() -> PathBuf {
+    std::env::var_os("HOIST_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/hoist")
+        })
+}
+
 /// The `wasmtime` CLI that `scripts/install-deps.sh` pins: `$HOIST_WASMTIME`, else the one
-/// under `$HOME/.cache/hoist/tools`, else whatever is on PATH.
+/// under the cache, else whatever is on PATH.
 pub fn wasmtime() -> PathBuf {
     if let Some(path) = std::env::var_os("HOIST_WASMTIME") {
         return path.into();
     }
-    let cache = std::env::var_os("HOIST_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/hoist")
-        });
-    let pinned = cache.join("tools/bin/wasmtime");
+    let pinned = hoist_cache().join("tools/bin/wasmtime");
     if pinned.exists() {
         pinned
     } else {

@@ -44,14 +44,7 @@ fn workspace() -> PathBuf {
 fn node_deps() -> PathBuf {
     let dir = std::env::var_os("HOIST_NODE_DEPS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let cache = std::env::var_os("HOIST_CACHE")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/hoist")
-                });
-            cache.join("node/examples-node")
-        });
+        .unwrap_or_else(|| hoist_tests::hoist_cache().join("node/examples-node"));
     assert!(
         dir.join("node_modules/@bytecodealliance/jco").exists(),
         "jco is not installed in {}: run scripts/install-deps.sh",

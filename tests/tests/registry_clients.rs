@@ -184,10 +184,7 @@ print(json.dumps(result))
 /// The Python with the `oras` package: the virtual environment `scripts/install-deps.sh`
 /// makes under the cache.
 fn oras_python() -> PathBuf {
-    let cache = std::env::var_os("HOIST_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/hoist"));
-    let python = cache.join("tools/py/bin/python");
+    let python = hoist_tests::hoist_cache().join("tools/py/bin/python");
     assert!(
         python.exists(),
         "{} is missing: run scripts/install-deps.sh, which installs the oras client",

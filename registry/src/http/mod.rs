@@ -7,6 +7,12 @@ mod referrers;
 mod tags;
 mod uploads;
 
+#[cfg(feature = "fuzzing")]
+pub(crate) use {
+    blobs::{Wanted, wanted},
+    uploads::content_range,
+};
+
 use crate::access::{Action, Target};
 use crate::errors::{RegistryError, Result};
 use crate::names;

@@ -156,7 +156,7 @@ async fn session_len(registry: &Registry, repo: &str, id: &str) -> Result<u64> {
 }
 
 /// Parses `Content-Range: a-b` (also accepting a `bytes ` prefix and a `/total`).
-fn content_range(s: &str) -> Option<(u64, u64)> {
+pub(crate) fn content_range(s: &str) -> Option<(u64, u64)> {
     let s = s.trim();
     let s = s
         .strip_prefix("bytes=")
