@@ -4,6 +4,7 @@
 
 use anyhow::{Context, Result};
 use hoist_imports::boundary::credentials::Secret;
+use hoist_imports::boundary::pacing::Limits;
 use hoist_imports::settings::{RegistrySettings, SourceSettings};
 use hoist_plugin::url::Url;
 use serde::Deserialize;
@@ -184,6 +185,15 @@ pub struct SourceRegistry {
     pub insecure: bool,
     /// A PEM file of CA certificates it is also trusted with.
     pub ca_file: Option<PathBuf>,
+    /// Requests per second to each of its endpoints, all imports and sync runs together.
+    pub max_requests_per_second: Option<f64>,
+    /// Requests to each of its endpoints in flight at once (a blob download counts until
+    /// its body has been read).
+    pub max_concurrent_requests: Option<usize>,
+    /// Scheduled sync copies from it only while the quota it reports
+    /// (`RateLimit-Remaining`) stays above this many pulls; below, the run waits,
+    /// visibly, for the quota to come back.
+    pub quota_floor: Option<u64>,
 }
 
 impl Default for Config {
@@ -288,12 +298,27 @@ impl Config {
                 })?),
                 None => None,
             };
+            if r.max_requests_per_second
+                .is_some_and(|n| !(n > 0.0 && n.is_finite()))
+            {
+                anyhow::bail!(
+                    "registries.\"{name}\".max_requests_per_second must be a positive number"
+                );
+            }
+            if r.max_concurrent_requests == Some(0) {
+                anyhow::bail!("registries.\"{name}\".max_concurrent_requests must be at least 1");
+            }
             settings.insert(
                 name.clone(),
                 SourceSettings {
                     mirrors,
                     insecure: r.insecure,
                     ca_pem,
+                    limits: Limits {
+                        requests_per_second: r.max_requests_per_second,
+                        max_in_flight: r.max_concurrent_requests,
+                    },
+                    quota_floor: r.quota_floor,
                 },
             );
         }
@@ -380,5 +405,33 @@ mod tests {
         let defaults = Config::default();
         assert_eq!(defaults.listen.to_string(), "127.0.0.1:5000");
         assert!(!defaults.dev, "production by default");
+    }
+
+    #[test]
+    fn a_registrys_request_ceilings_and_quota_floor_are_read_and_checked() {
+        let read = |toml: &str| -> Result<RegistrySettings> {
+            let config: Config = toml::from_str(toml).unwrap();
+            config.registry_settings()
+        };
+        let settings = read(
+            r#"
+            [registries."docker.io"]
+            mirrors = ["http://127.0.0.1:5001", "https://mirror.internal"]
+            max_requests_per_second = 5
+            max_concurrent_requests = 4
+            quota_floor = 20
+            "#,
+        )
+        .unwrap();
+        assert_eq!(settings.quota_floor("docker.io"), Some(20));
+        assert_eq!(settings.quota_floor("ghcr.io"), None);
+        let err = read("[registries.\"x.io\"]\nmax_requests_per_second = 0").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("registries.\"x.io\".max_requests_per_second must be a positive"),
+            "{err}"
+        );
+        let err = read("[registries.\"x.io\"]\nmax_concurrent_requests = 0").unwrap_err();
+        assert!(err.to_string().contains("at least 1"), "{err}");
     }
 }

@@ -345,5 +345,7 @@ fn clients(
         allowed,
         trusted_hosts,
     };
-    Clients::new(policy, &cas, Duration::from_secs(15)).map_err(|e| anyhow!(e))
+    Ok(Clients::new(policy, &cas, Duration::from_secs(15))
+        .map_err(|e| anyhow!(e))?
+        .with_pacing(registries.pacing()))
 }

@@ -1,7 +1,9 @@
 //! How imports reach source registries: the one shape the host's per-registry
 //! configuration takes on its way to the plugin (its endpoints and plain-HTTP list), to
-//! the credentials (which origins they belong to) and to the pooled client (extra CAs).
+//! the credentials (which origins they belong to), to the pooled client (extra CAs,
+//! request ceilings) and to scheduled sync (the quota floor).
 
+use crate::boundary::pacing::{Limits, Pacing};
 use hoist_plugin::url::Url;
 use std::collections::HashMap;
 
@@ -14,6 +16,10 @@ pub struct SourceSettings {
     pub insecure: bool,
     /// PEM certificates it is also trusted with.
     pub ca_pem: Option<Vec<u8>>,
+    /// Ceilings on requests to each of its endpoints, for all imports together.
+    pub limits: Limits,
+    /// Scheduled sync copies from it only while the quota it reports stays above this.
+    pub quota_floor: Option<u64>,
 }
 
 /// Every configured source registry, by the name references give it (`docker.io`).
@@ -66,6 +72,24 @@ impl RegistrySettings {
             .filter(|(_, s)| s.insecure)
             .map(|(name, _)| name.clone())
             .collect()
+    }
+
+    /// The request ceilings by endpoint, for the pooled client.
+    pub fn pacing(&self) -> Pacing {
+        let mut limits = HashMap::new();
+        for (name, s) in &self.registries {
+            if s.limits != Limits::default() {
+                for endpoint in self.endpoints(name) {
+                    limits.insert(endpoint.authority, s.limits);
+                }
+            }
+        }
+        Pacing::new(limits)
+    }
+
+    /// The quota below which scheduled sync stops copying from `registry`.
+    pub fn quota_floor(&self, registry: &str) -> Option<u64> {
+        self.registries.get(registry)?.quota_floor
     }
 
     /// Extra CA certificates per registry, for the pooled client.

@@ -25,6 +25,10 @@ pub enum ProxyFault {
     /// Every blob `GET` is answered this much later, so that a copy is reliably caught
     /// halfway (a restart during a run).
     DelayBlobs(Duration),
+    /// Docker Hub's quota: every manifest answer says what is left (`ratelimit-remaining:
+    /// <n>;w=21600`), and every manifest `GET` uses up one pull; HEADs are free. What is
+    /// left is set with [`FaultProxy::set_quota`].
+    Quota { limit: u32 },
 }
 
 struct Inner {
@@ -35,6 +39,10 @@ struct Inner {
     rate_limited: AtomicUsize,
     /// Method, path and status of every forwarded request.
     log: Mutex<Vec<(String, String, u16)>>,
+    /// When each request arrived.
+    arrivals: Mutex<Vec<std::time::Instant>>,
+    /// The pulls left under `Quota`.
+    quota: AtomicUsize,
 }
 
 pub struct FaultProxy {
@@ -51,6 +59,11 @@ impl FaultProxy {
             completions: AtomicUsize::new(0),
             rate_limited: AtomicUsize::new(0),
             log: Mutex::new(Vec::new()),
+            arrivals: Mutex::new(Vec::new()),
+            quota: AtomicUsize::new(match fault {
+                ProxyFault::Quota { limit } => limit as usize,
+                _ => 0,
+            }),
         });
         let app = Router::new().fallback(forward).with_state(inner.clone());
         Self {
@@ -73,6 +86,16 @@ impl FaultProxy {
         self.inner.log.lock().unwrap().clear();
     }
 
+    /// When each request so far arrived.
+    pub fn arrivals(&self) -> Vec<std::time::Instant> {
+        self.inner.arrivals.lock().unwrap().clone()
+    }
+
+    /// Under `Quota`, the pulls left from now.
+    pub fn set_quota(&self, pulls: usize) {
+        self.inner.quota.store(pulls, Ordering::SeqCst);
+    }
+
     /// Under `RateLimitManifests`, the next `n` manifest requests answer 429.
     pub fn arm_rate_limit(&self, n: usize) {
         self.inner.rate_limited.store(n, Ordering::SeqCst);
@@ -80,6 +103,11 @@ impl FaultProxy {
 }
 
 async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
+    inner
+        .arrivals
+        .lock()
+        .unwrap()
+        .push(std::time::Instant::now());
     let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(body, 64 << 20).await {
         Ok(b) => b,
@@ -93,6 +121,8 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     let completion =
         method == "PUT" && path.contains("/blobs/uploads/") && path.contains("digest=");
     let blob_get = method == "GET" && path.contains("/blobs/sha256:");
+    let manifest = path.contains("/manifests/");
+    let pull = manifest && method == "GET";
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
@@ -143,6 +173,29 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     }
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = StatusCode::from_u16(status).unwrap();
+    if let ProxyFault::Quota { limit } = inner.fault
+        && manifest
+    {
+        let left = if pull {
+            let before = inner
+                .quota
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                    Some(n.saturating_sub(1))
+                });
+            before.unwrap_or(0).saturating_sub(1)
+        } else {
+            inner.quota.load(Ordering::SeqCst)
+        };
+        let headers = response.headers_mut();
+        headers.insert(
+            "ratelimit-limit",
+            format!("{limit};w=21600").parse().unwrap(),
+        );
+        headers.insert(
+            "ratelimit-remaining",
+            format!("{left};w=21600").parse().unwrap(),
+        );
+    }
     // Absolute Locations name the registry; clients must come back through here.
     let proxy_host = host_of(&parts.headers);
     for (k, v) in headers {

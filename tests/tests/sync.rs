@@ -1,6 +1,6 @@
 //! Scheduled sync end to end: a real Debian `docker-registry` stands in for Docker Hub
 //! through the host's mirror settings, behind a proxy that counts every request (and, in
-//! one test, answers 429 for a while). Rules are created, run and planned through the
+//! some tests, answers 429 for a while or reports a quota as Docker Hub does). Rules are created, run and planned through the
 //! host's API; what lands is read back from the host's registry.
 
 use hoist_host::config::Config;
@@ -31,6 +31,14 @@ struct Setup {
 }
 
 fn setup(fault: ProxyFault, tags: &[&str]) -> Setup {
+    setup_configured(fault, tags, |_| {})
+}
+
+fn setup_configured(
+    fault: ProxyFault,
+    tags: &[&str],
+    configure: impl FnOnce(&mut Config),
+) -> Setup {
     let source = Registry::start(Auth::None);
     let mut digests = BTreeMap::new();
     for tag in tags {
@@ -45,6 +53,7 @@ fn setup(fault: ProxyFault, tags: &[&str]) -> Setup {
     // The scheduler is not under test here; runs start when asked.
     config.sync.scheduler = false;
     config.sync.quota_wait = Duration::from_secs(1);
+    configure(&mut config);
     let host = HoistServer::start(config.clone());
     host.project("hub", false);
     // A restart comes back on the same address: the run's imports name it as their target.
@@ -315,6 +324,87 @@ fn a_rate_limited_source_pauses_the_run_which_resumes_by_itself() {
     let log = s.proxy.log();
     let refused = log.iter().position(|(_, _, status)| *status == 429);
     assert!(refused.is_some(), "the source refused once: {log:?}");
+}
+
+#[test]
+fn a_source_at_its_quota_floor_pauses_the_run_until_the_quota_comes_back() {
+    let tags = ["1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0"];
+    let s = setup_configured(ProxyFault::Quota { limit: 100 }, &tags, |config| {
+        config.registries.get_mut("docker.io").unwrap().quota_floor = Some(10);
+        config.sync.quota_retries = 30;
+    });
+    // Two pulls above the floor: the plan's HEADs are free, two copies fit.
+    s.proxy.set_quota(12);
+    let rule = create_rule(&s.host, rule_body(json!({"tags": {"semver": ">=1"}})));
+    let id = start_run(&s.host, &rule);
+    let mut waiting = Value::Null;
+    wait_until(RUN_DEADLINE, "the run to wait for quota", || {
+        let (_, run) = s
+            .host
+            .admin("GET", &format!("/api/v1/sync-runs/{id}"), None);
+        let at_floor = run["state"] == "waiting";
+        waiting = run;
+        at_floor
+    });
+    assert_eq!(waiting["counts"]["copied"], 2, "{waiting}");
+    assert_eq!(waiting["quota"]["remaining"], 10, "{waiting}");
+    assert_eq!(waiting["quota"]["limit"], 100, "{waiting}");
+    assert!(waiting["waiting_until"].is_string(), "{waiting}");
+    let warning = waiting["warnings"].to_string();
+    assert!(
+        warning.contains("down to 10 of 100 pulls, at the floor of 10"),
+        "{warning}"
+    );
+    let pulls = |log: &[(String, String, u16)]| {
+        log.iter()
+            .filter(|(m, p, _)| m == "GET" && p.contains("/manifests/"))
+            .count()
+    };
+    assert_eq!(pulls(&s.proxy.log()), 2, "nothing pulled below the floor");
+
+    s.proxy.set_quota(100);
+    let done = wait_run(&s.host, &id);
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(outcomes(&done)["copied"].len(), tags.len(), "{done}");
+    assert_eq!(target_tags(&s.host), tags.to_vec());
+    assert_eq!(done["quota"]["remaining"], 100 - 3, "{done}");
+}
+
+#[test]
+fn a_request_ceiling_spaces_every_request_to_the_source() {
+    let per_second = 8.0;
+    let s = setup_configured(ProxyFault::None, &["1.1.0", "1.2.0", "1.3.0"], |config| {
+        config
+            .registries
+            .get_mut("docker.io")
+            .unwrap()
+            .max_requests_per_second = Some(per_second);
+    });
+    let rule = create_rule(&s.host, rule_body(json!({"tags": {"semver": ">=1"}})));
+    let done = run(&s.host, &rule);
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(outcomes(&done)["copied"].len(), 3, "{done}");
+    let arrivals = s.proxy.arrivals();
+    assert!(
+        arrivals.len() >= 10,
+        "enough requests to measure: {}",
+        arrivals.len()
+    );
+    // Evenly spaced: the n requests span at least n - 1 gaps, and no second holds more
+    // than the ceiling (one more at a window's edge).
+    let span = arrivals[arrivals.len() - 1] - arrivals[0];
+    let least = Duration::from_secs_f64((arrivals.len() - 1) as f64 / per_second * 0.9);
+    assert!(span >= least, "{} requests in {span:?}", arrivals.len());
+    for (i, start) in arrivals.iter().enumerate() {
+        let within = arrivals[i..]
+            .iter()
+            .take_while(|t| **t - *start < Duration::from_secs(1))
+            .count();
+        assert!(
+            within <= per_second as usize + 1,
+            "{within} requests within a second"
+        );
+    }
 }
 
 /// Starts a run and returns its id without waiting for it.

@@ -1,6 +1,7 @@
 //! A sync run's record: why it started, where it is, what happened to each tag, and what
 //! it cost upstream. Kept as JSON in the database and streamed live while it runs.
 
+use hoist_imports::boundary::pacing::Quota;
 use hoist_imports::contract::{PlanAction, PlanItem, RequestCounts};
 use hoist_imports::tasks::model::TaskError;
 use serde::{Deserialize, Serialize};
@@ -192,6 +193,9 @@ pub(crate) struct Run {
     pub requests: Requests,
     pub error: Option<TaskError>,
     pub warnings: Vec<String>,
+    /// What the source last said of its quota (`RateLimit-Remaining`), when it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<Quota>,
 }
 
 impl Run {

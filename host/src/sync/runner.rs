@@ -324,6 +324,8 @@ impl SyncRunner {
         cancel: &AtomicBool,
     ) -> Result<(), TaskError> {
         let auth = self.source_auth(rule).await.map_err(host_error)?;
+        // Quota readings from before this run say nothing of now.
+        let since_ms = now_ms();
         let status = self
             .plan_waiting_for_quota(rule, run, progress, cancel, &auth)
             .await?;
@@ -336,7 +338,8 @@ impl SyncRunner {
         run.phase = Some("copying".into());
         self.record(run, progress).await;
 
-        self.copy(rule, run, progress, cancel, &auth).await;
+        self.copy(rule, run, progress, cancel, &auth, since_ms)
+            .await;
         if rule.prune.is_some() && !cancel.load(Ordering::SeqCst) {
             run.phase = Some("pruning".into());
             self.prune(run).await;
@@ -392,7 +395,9 @@ impl SyncRunner {
                         && !cancel.load(Ordering::SeqCst)
                     {
                         waits += 1;
-                        self.wait_for_quota(run, progress, cancel, &error).await;
+                        let reason =
+                            format!("the source refused requests for quota ({})", error.message);
+                        self.wait_for_quota(run, progress, cancel, &reason).await;
                         continue;
                     }
                     return Err(error);
@@ -407,17 +412,14 @@ impl SyncRunner {
         run: &mut Run,
         progress: &watch::Sender<Run>,
         cancel: &AtomicBool,
-        error: &TaskError,
+        reason: &str,
     ) {
         let wait = self.inner.settings.quota_wait;
         let until = now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
         run.state = RunState::Waiting;
         run.waiting_until = Some(rfc3339_of_ms(until));
-        run.warnings.push(format!(
-            "the source refused requests for quota ({}); waiting until {}",
-            error.message,
-            rfc3339_of_ms(until)
-        ));
+        run.warnings
+            .push(format!("{reason}; waiting until {}", rfc3339_of_ms(until)));
         self.record(run, progress).await;
         let deadline = tokio::time::Instant::now() + wait;
         while tokio::time::Instant::now() < deadline && !cancel.load(Ordering::SeqCst) {
@@ -427,7 +429,46 @@ impl SyncRunner {
         run.waiting_until = None;
     }
 
-    /// One import per item to copy, through the task machinery; waits for all of them.
+    /// How many more copies the source's quota allows before it falls to the floor set
+    /// for its registry; None when no floor is set or the source has reported no quota
+    /// since `since_ms`. A copy counts as one pull, as Docker Hub counts them (a pull is
+    /// up to two manifest GETs; HEADs are free). Notes the lowest quota on the run.
+    fn quota_headroom(&self, rule: &Rule, run: &mut Run, since_ms: i64) -> Option<usize> {
+        let registries = self.inner.tasks.registries();
+        let pacing = self.inner.network.pacing();
+        let quota = registries
+            .endpoints(&rule.source.registry)
+            .iter()
+            .filter_map(|e| pacing.quota(&e.authority))
+            .filter(|q| q.seen_ms >= since_ms)
+            .min_by_key(|q| q.remaining)?;
+        run.quota = Some(quota.clone());
+        let floor = registries.quota_floor(&rule.source.registry)?;
+        Some(usize::try_from(quota.remaining.saturating_sub(floor)).unwrap_or(usize::MAX))
+    }
+
+    /// Why a run waits at the floor, for its warnings and its items' errors.
+    fn at_the_floor(&self, rule: &Rule, run: &Run) -> String {
+        let floor = self
+            .inner
+            .tasks
+            .registries()
+            .quota_floor(&rule.source.registry)
+            .unwrap_or_default();
+        let (remaining, limit) = run
+            .quota
+            .as_ref()
+            .map_or((0, None), |q| (q.remaining, q.limit));
+        let of = limit.map(|l| format!(" of {l}")).unwrap_or_default();
+        format!(
+            "{}'s quota is down to {remaining}{of} pulls, at the floor of {floor} set for it",
+            rule.source.registry
+        )
+    }
+
+    /// One import per item to copy, through the task machinery, in waves the source's
+    /// quota allows: at the floor the run waits (visibly), then asks the source again with
+    /// HEADs only, which cost no pulls, and goes on once the quota has come back.
     async fn copy(
         &self,
         rule: &Rule,
@@ -435,9 +476,70 @@ impl SyncRunner {
         progress: &watch::Sender<Run>,
         cancel: &AtomicBool,
         auth: &Option<SourceAuth>,
+        since_ms: i64,
     ) {
-        for i in 0..run.items.len() {
-            if run.items[i].outcome != Outcome::Copying || cancel.load(Ordering::SeqCst) {
+        let mut waits = 0;
+        loop {
+            let pending: Vec<usize> = (0..run.items.len())
+                .filter(|&i| {
+                    run.items[i].outcome == Outcome::Copying && run.items[i].task_id.is_none()
+                })
+                .collect();
+            let headroom = self.quota_headroom(rule, run, since_ms);
+            if pending.is_empty() || cancel.load(Ordering::SeqCst) {
+                return;
+            }
+            if headroom == Some(0) {
+                let reason = self.at_the_floor(rule, run);
+                if waits >= self.inner.settings.quota_retries {
+                    for i in pending {
+                        run.items[i].outcome = Outcome::Failed;
+                        run.items[i].error = Some(TaskError {
+                            code: "rate_limited".into(),
+                            message: format!(
+                                "not copied: {reason}, and it did not come back after {waits} \
+                                 waits; the next run copies it"
+                            ),
+                        });
+                    }
+                    run.count();
+                    self.record(run, progress).await;
+                    return;
+                }
+                waits += 1;
+                self.wait_for_quota(run, progress, cancel, &reason).await;
+                if let Err(e) = self
+                    .plan_waiting_for_quota(rule, run, progress, cancel, auth)
+                    .await
+                {
+                    run.warnings
+                        .push(format!("asking the source for its quota: {}", e.message));
+                }
+                run.phase = Some("copying".into());
+                continue;
+            }
+            let wave: Vec<usize> = pending
+                .into_iter()
+                .take(headroom.unwrap_or(usize::MAX))
+                .collect();
+            self.copy_wave(rule, run, progress, cancel, auth, &wave)
+                .await;
+        }
+    }
+
+    /// Copies the items `wave` names, one import each; waits for all of them, and for
+    /// the source when it refused them for quota.
+    async fn copy_wave(
+        &self,
+        rule: &Rule,
+        run: &mut Run,
+        progress: &watch::Sender<Run>,
+        cancel: &AtomicBool,
+        auth: &Option<SourceAuth>,
+        wave: &[usize],
+    ) {
+        for &i in wave {
+            if cancel.load(Ordering::SeqCst) {
                 continue;
             }
             if rule.policy.backup
@@ -507,7 +609,8 @@ impl SyncRunner {
             }
             waits += 1;
             let error = rate_limited[0].1.error.clone().expect("rate limited");
-            self.wait_for_quota(run, progress, cancel, &error).await;
+            let reason = format!("the source refused requests for quota ({})", error.message);
+            self.wait_for_quota(run, progress, cancel, &reason).await;
             run.phase = Some("copying".into());
             for (i, task) in rate_limited {
                 match self.inner.tasks.retry(task, auth.clone()).await {
@@ -768,5 +871,6 @@ fn new_run(rule: &Rule, trigger: Trigger) -> Run {
         requests: Requests::default(),
         error: None,
         warnings: Vec::new(),
+        quota: None,
     }
 }

@@ -2,6 +2,7 @@
 //! per origin, every dialled address checked by the egress policy, and TLS with the
 //! system's usual roots plus the extra CAs the configuration names per registry.
 
+use super::pacing::Pacing;
 use crate::egress::{EgressPolicy, Refused};
 use http::Uri;
 use hyper_util::client::legacy::Client;
@@ -130,11 +131,12 @@ impl PolicyConnector {
 pub type PooledClient = Client<hyper_rustls::HttpsConnector<PolicyConnector>, WasiBody>;
 
 /// One pooled client per TLS trust setting: the default roots, and each registry that
-/// has extra CAs of its own.
+/// has extra CAs of its own; and the pacing every request to a source goes through.
 #[derive(Clone)]
 pub struct Clients {
     default: PooledClient,
     per_host: Arc<HashMap<String, PooledClient>>,
+    pacing: Arc<Pacing>,
 }
 
 impl Clients {
@@ -157,7 +159,20 @@ impl Clients {
         Ok(Self {
             default,
             per_host: Arc::new(per_host),
+            pacing: Arc::default(),
         })
+    }
+
+    /// These clients with the request ceilings of `pacing`; the clones made before do not
+    /// share them.
+    pub fn with_pacing(mut self, pacing: Pacing) -> Self {
+        self.pacing = Arc::new(pacing);
+        self
+    }
+
+    /// The request ceilings and the quotas sources reported, shared by every clone.
+    pub fn pacing(&self) -> &Arc<Pacing> {
+        &self.pacing
     }
 
     /// Clients that reach public addresses only, with the usual roots: the default policy.

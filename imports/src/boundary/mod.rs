@@ -8,12 +8,15 @@
 //!    egress policy on the address it dials ([`client`], [`crate::egress`]);
 //! 3. the host's credentials are added only for the registry they belong to and the
 //!    token realm it announced ([`credentials`]);
-//! 4. the response's body fails when the source goes silent ([`send`]).
+//! 4. a request to a source waits for its turn under that registry's request ceilings,
+//!    and the quota its response reports is noted ([`pacing`]);
+//! 5. the response's body fails when the source goes silent ([`send`]).
 
 pub mod client;
 pub mod credentials;
 pub mod fetch;
 pub mod own_registry;
+pub mod pacing;
 mod send;
 
 use client::{Clients, PolicyDenied};
@@ -96,18 +99,21 @@ impl WasiHttpHooks for ImportNet {
                 .insert(http::header::AUTHORIZATION, value);
         }
         let client = self.clients.for_authority(&url.authority).clone();
+        let pacing = self.clients.pacing().clone();
         let credentials = self.credentials.clone();
         let denials = self.denials.clone();
         let idle = send::idle_timeout(options.as_ref());
         Box::new(async move {
+            let turn = pacing.admit(&url.authority).await;
             let response = send::send(client, request, options, |d| denials.lock().push(d)).await?;
+            pacing.observe(&url.authority, response.headers());
             if response.status() == http::StatusCode::UNAUTHORIZED
                 && let Some(index) = credentials.owner_of(&url)
             {
                 credentials.learn(index, &url, response.headers());
             }
             Ok((
-                response.map(|incoming| send::IdleBody::new(incoming, idle).boxed_unsync()),
+                response.map(|incoming| send::IdleBody::new(incoming, idle, turn).boxed_unsync()),
                 done(),
             ))
         })

@@ -81,14 +81,22 @@ pub(crate) struct IdleBody {
     incoming: hyper::body::Incoming,
     idle: Duration,
     timer: Pin<Box<tokio::time::Sleep>>,
+    /// The request's place among those the registry allows in flight, given back when
+    /// the body is dropped, read or not.
+    _turn: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl IdleBody {
-    pub(crate) fn new(incoming: hyper::body::Incoming, idle: Duration) -> Self {
+    pub(crate) fn new(
+        incoming: hyper::body::Incoming,
+        idle: Duration,
+        turn: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Self {
         Self {
             incoming,
             idle,
             timer: Box::pin(tokio::time::sleep(idle)),
+            _turn: turn,
         }
     }
 }

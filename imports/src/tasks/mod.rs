@@ -622,6 +622,11 @@ impl TaskRunner {
         self.inner.plugin.plan(&request, access, on_status).await
     }
 
+    /// How sources are reached: their endpoints, ceilings and quota floors.
+    pub fn registries(&self) -> &RegistrySettings {
+        &self.inner.config.registries
+    }
+
     /// The plugin this runner drives, for calls that need no network.
     pub fn plugin(&self) -> &PluginRuntime {
         &self.inner.plugin

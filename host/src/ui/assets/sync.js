@@ -257,6 +257,7 @@ function renderRun(run) {
   summary.replaceChildren(badge(run.state), ' ', run.trigger.replace('_', '-') + ' run, started ' + when(run.started_at),
     run.phase ? ' · ' + run.phase : '',
     run.waiting_until ? ' · waiting for quota until ' + when(run.waiting_until) : '',
+    run.quota ? ' · source quota: ' + run.quota.remaining + (run.quota.limit != null ? ' of ' + run.quota.limit : '') + ' pulls left' : '',
     ' · ' + countsText(run.counts) + ' · ' + bytes(run.bytes),
     run.error ? h('span', { class: 'error', text: ' · ' + run.error.message }) : '');
   const body = $('#run-items tbody');

@@ -1,0 +1,202 @@
+//! How fast imports may talk to each source registry, and what quota it says is left.
+//!
+//! Per endpoint (`host[:port]`, a registry's API host or one of its mirrors) the admin may
+//! set a ceiling on requests per second and on requests in flight; a request waits for
+//! its turn here, in the host, so every import and sync run in the process shares one
+//! budget, and the plugin needs to know nothing of it. Every response's
+//! `RateLimit-Remaining`/`RateLimit-Limit` (Docker Hub's `76;w=21600` form) is noted, so
+//! that scheduled sync can stop before it spends the quota below the admin's floor.
+
+use hoist_common::clock::now_ms;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// What one endpoint allows.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Limits {
+    /// Requests started per second, spaced evenly.
+    pub requests_per_second: Option<f64>,
+    /// Requests whose response has not been read to its end.
+    pub max_in_flight: Option<usize>,
+}
+
+/// The quota an endpoint last reported.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quota {
+    pub endpoint: String,
+    pub remaining: u64,
+    pub limit: Option<u64>,
+    /// The window the quota counts over, in seconds (Docker Hub: 21600, six hours).
+    pub window_seconds: Option<u64>,
+    /// When the response that said so arrived (ms since the epoch).
+    pub seen_ms: i64,
+}
+
+#[derive(Default)]
+struct Endpoint {
+    /// The earliest moment the next request may start.
+    next_start: Option<Instant>,
+    in_flight: Option<Arc<Semaphore>>,
+    quota: Option<Quota>,
+}
+
+/// The limits of every endpoint, and what each has said of its quota.
+#[derive(Default)]
+pub struct Pacing {
+    limits: HashMap<String, Limits>,
+    endpoints: Mutex<HashMap<String, Endpoint>>,
+}
+
+impl Pacing {
+    /// `limits` by endpoint authority (`host[:port]`, any case).
+    pub fn new(limits: HashMap<String, Limits>) -> Self {
+        Self {
+            limits: limits
+                .into_iter()
+                .map(|(authority, l)| (authority.to_ascii_lowercase(), l))
+                .collect(),
+            endpoints: Mutex::default(),
+        }
+    }
+
+    /// Waits until a request to `authority` may start. The permit, when the endpoint caps
+    /// requests in flight, is to be held until the response's body has been read.
+    pub async fn admit(&self, authority: &str) -> Option<OwnedSemaphorePermit> {
+        let authority = authority.to_ascii_lowercase();
+        let limits = *self.limits.get(&authority)?;
+        let permit = match limits.max_in_flight {
+            Some(n) => {
+                let semaphore = self
+                    .endpoints
+                    .lock()
+                    .entry(authority.clone())
+                    .or_default()
+                    .in_flight
+                    .get_or_insert_with(|| Arc::new(Semaphore::new(n.max(1))))
+                    .clone();
+                Some(semaphore.acquire_owned().await.expect("never closed"))
+            }
+            None => None,
+        };
+        if let Some(rate) = limits.requests_per_second.filter(|r| *r > 0.0) {
+            let start = {
+                let mut endpoints = self.endpoints.lock();
+                let endpoint = endpoints.entry(authority).or_default();
+                let now = Instant::now();
+                let start = endpoint.next_start.map_or(now, |next| next.max(now));
+                endpoint.next_start = Some(start + Duration::from_secs_f64(1.0 / rate));
+                start
+            };
+            tokio::time::sleep_until(start).await;
+        }
+        permit
+    }
+
+    /// Notes the quota a response from `authority` reports, if it reports one.
+    pub fn observe(&self, authority: &str, headers: &http::HeaderMap) {
+        let Some(mut quota) = quota_of(headers) else {
+            return;
+        };
+        let authority = authority.to_ascii_lowercase();
+        quota.endpoint = authority.clone();
+        self.endpoints.lock().entry(authority).or_default().quota = Some(quota);
+    }
+
+    /// What `authority` last said of its quota.
+    pub fn quota(&self, authority: &str) -> Option<Quota> {
+        self.endpoints
+            .lock()
+            .get(&authority.to_ascii_lowercase())?
+            .quota
+            .clone()
+    }
+}
+
+/// Reads `RateLimit-Remaining` (and `RateLimit-Limit`), as a bare number or in Docker
+/// Hub's `<n>;w=<seconds>` form.
+fn quota_of(headers: &http::HeaderMap) -> Option<Quota> {
+    // The number, and the `w=` window when one is given.
+    let read = |name: &str| -> Option<(u64, Option<u64>)> {
+        let value = headers.get(name)?.to_str().ok()?;
+        let mut parts = value.split([';', ',']).map(str::trim);
+        let n = parts.next()?.parse().ok()?;
+        let window = parts.find_map(|p| p.strip_prefix("w=")?.parse().ok());
+        Some((n, window))
+    };
+    let (remaining, window) = read("ratelimit-remaining")?;
+    let limit = read("ratelimit-limit");
+    Some(Quota {
+        endpoint: String::new(),
+        remaining,
+        limit: limit.map(|(n, _)| n),
+        window_seconds: window.or(limit.and_then(|(_, w)| w)),
+        seen_ms: now_ms(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.parse().unwrap(), v.parse().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn docker_hubs_and_bare_quota_headers_are_read() {
+        let q = quota_of(&headers(&[
+            ("ratelimit-limit", "100;w=21600"),
+            ("ratelimit-remaining", "76;w=21600"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (q.remaining, q.limit, q.window_seconds),
+            (76, Some(100), Some(21600))
+        );
+        let q = quota_of(&headers(&[("RateLimit-Remaining", " 3 ")])).unwrap();
+        assert_eq!((q.remaining, q.limit, q.window_seconds), (3, None, None));
+        assert_eq!(quota_of(&headers(&[("ratelimit-remaining", "many")])), None);
+        assert_eq!(quota_of(&headers(&[("ratelimit-limit", "100")])), None);
+    }
+
+    #[tokio::test]
+    async fn requests_are_spaced_to_the_ceiling_and_capped_in_flight() {
+        let pacing = Pacing::new(HashMap::from([(
+            "Hub:443".to_owned(),
+            Limits {
+                requests_per_second: Some(20.0),
+                max_in_flight: Some(1),
+            },
+        )]));
+        let first = pacing.admit("hub:443").await;
+        assert!(first.is_some(), "a capped endpoint hands out a permit");
+        let second =
+            tokio::time::timeout(Duration::from_millis(100), pacing.admit("hub:443")).await;
+        assert!(
+            second.is_err(),
+            "a second request waits while one is in flight"
+        );
+        drop(first);
+        let start = Instant::now();
+        for _ in 0..5 {
+            drop(pacing.admit("hub:443").await);
+        }
+        // 20 per second: five starts span at least four gaps of 50 ms.
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(200), "{took:?}");
+        let start = Instant::now();
+        assert!(
+            pacing.admit("other:443").await.is_none(),
+            "no limits, no wait"
+        );
+        assert!(start.elapsed() < Duration::from_millis(20));
+    }
+}
