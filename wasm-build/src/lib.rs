@@ -24,8 +24,16 @@ pub fn build_component(package: &str, artifact: &str) -> PathBuf {
         );
     }
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
+    // Cargo keys a workspace member's outputs by its path relative to the workspace, so two
+    // checkouts sharing a target directory share this script's last run too, whose
+    // `rerun-if-changed` paths name the other checkout: a change here would go unseen and
+    // the other checkout's component would be embedded. `scripts/env.sh` names the
+    // checkout, and a different one reruns the script.
+    println!("cargo:rerun-if-env-changed=HOIST_CHECKOUT");
 
-    let target_dir = outer_target_dir(&workspace).join("wasm");
+    let target_dir = outer_target_dir(&workspace)
+        .join("wasm")
+        .join(checkout_folder(&workspace));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&workspace)
@@ -65,6 +73,17 @@ pub fn build_component(package: &str, artifact: &str) -> PathBuf {
     let path = target_dir.join(WASM_TARGET).join("release").join(artifact);
     assert!(path.exists(), "{} was not produced", path.display());
     path
+}
+
+/// A folder name of this checkout's own. Two checkouts that share one target directory (a
+/// CI clone and a working tree on the same machine) would otherwise write their
+/// components to the same unhashed path (`wasm32-wasip2/release/hoist_plugin.wasm`), and
+/// a build could embed the other checkout's plugin.
+fn checkout_folder(workspace: &Path) -> String {
+    use std::hash::{DefaultHasher, Hash as _, Hasher as _};
+    let mut hasher = DefaultHasher::new();
+    workspace.hash(&mut hasher);
+    format!("checkout-{:016x}", hasher.finish())
 }
 
 /// The outer build's target directory: `CARGO_TARGET_DIR` when set, else `target/`.
