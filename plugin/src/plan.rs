@@ -239,16 +239,17 @@ impl Job {
             }
         }
         self.set_phase(PlanPhase::Comparing);
-        for tag in &decisions.kept {
+        let wanted = (decisions.kept.iter().map(|t| (t, false)))
+            .chain(decisions.digests.iter().map(|d| (d, true)));
+        for (reference, by_digest) in wanted {
             let item = self
-                .compare(repository, &target_repository, tag, false)
+                .compare(repository, &target_repository, reference, by_digest)
                 .await;
-            self.push(item);
-        }
-        for digest in &decisions.digests {
-            let item = self
-                .compare(repository, &target_repository, digest, true)
-                .await;
+            // A source out of quota would fail every remaining tag alike: the plan stops
+            // instead, so that the run waits for the quota and plans again.
+            if let PlanAction::Failed(ImportError::RateLimited(m)) = &item.action {
+                return Err(ImportError::RateLimited(m.clone()));
+            }
             self.push(item);
         }
         if let Some(keep_minimum) = self.spec.prune_keep_minimum {

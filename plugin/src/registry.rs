@@ -303,12 +303,12 @@ impl Client {
                 })?;
                 continue;
             }
-            if retry::is_retryable_status(status) {
+            let retry_after = response
+                .header("retry-after")
+                .and_then(retry::parse_retry_after);
+            if retry::is_retryable_status(status) && retry::worth_waiting(retry_after) {
                 attempt += 1;
                 if attempt <= self.settings.max_retries {
-                    let retry_after = response
-                        .header("retry-after")
-                        .and_then(retry::parse_retry_after);
                     if status == 429 {
                         self.warn(format!(
                             "{registry} rate-limited a request (429); waiting {}s as asked",
@@ -481,6 +481,7 @@ impl Client {
     /// Turns a final error status into the error a caller can act on.
     pub async fn error(&self, registry: &str, what: &str, response: Response) -> ImportError {
         let status = response.status;
+        let retry_after = response.header("retry-after").map(str::to_owned);
         let body = response.bytes(64 * 1024).await.unwrap_or_default();
         let detail = registry_error_detail(&body);
         let suffix = detail
@@ -494,9 +495,12 @@ impl Client {
                 "{registry} denied access to {what}{suffix}; the credentials lack the rights"
             )),
             404 => ImportError::NotFound(format!("{what} was not found on {registry}{suffix}")),
-            429 => ImportError::RateLimited(format!(
-                "{registry} kept rate-limiting {what} past every retry{suffix}"
-            )),
+            429 => ImportError::RateLimited(match retry_after {
+                Some(wait) => {
+                    format!("{registry} rate-limited {what} and asked to wait {wait}s{suffix}")
+                }
+                None => format!("{registry} kept rate-limiting {what} past every retry{suffix}"),
+            }),
             400 if code == "DIGEST_INVALID" => ImportError::DigestMismatch(format!(
                 "{registry} refused {what}: its content does not match its digest{suffix}"
             )),

@@ -28,6 +28,14 @@ pub fn delay(attempt: u32, random: f64, retry_after: Option<Duration>) -> Durati
     ceiling.mul_f64(random.clamp(0.0, 1.0)).max(BASE / 4)
 }
 
+/// Whether a server's `Retry-After` is short enough to wait for here. A longer one (an
+/// exhausted pull quota) ends the request at once as rate-limited: whoever runs the import
+/// then waits in the open (a sync run shows `waiting` until then) rather than behind a
+/// request that seems to hang.
+pub fn worth_waiting(retry_after: Option<Duration>) -> bool {
+    retry_after.is_none_or(|wait| wait <= RETRY_AFTER_CAP)
+}
+
 /// Parses `Retry-After` in its delta-seconds form. The HTTP-date form is rare from
 /// registries; it falls back to ordinary backoff.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
@@ -66,6 +74,10 @@ mod tests {
             delay(1, 0.5, Some(Duration::from_secs(3600))),
             RETRY_AFTER_CAP
         );
+        assert!(worth_waiting(None) && worth_waiting(Some(RETRY_AFTER_CAP)));
+        assert!(!worth_waiting(Some(
+            RETRY_AFTER_CAP + Duration::from_secs(1)
+        )));
         assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
     }

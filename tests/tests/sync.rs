@@ -370,6 +370,45 @@ fn a_source_at_its_quota_floor_pauses_the_run_until_the_quota_comes_back() {
     assert_eq!(done["quota"]["remaining"], 100 - 3, "{done}");
 }
 
+/// A 429 whose `Retry-After` outlasts the plugin's retries: the run waits as long as the
+/// source asked, not only `quota_wait`, in the open.
+#[test]
+fn a_run_refused_for_quota_waits_as_long_as_the_source_asked() {
+    let s = setup_configured(
+        ProxyFault::RateLimitManifests {
+            retry_after_secs: 2,
+        },
+        &["1.1.0"],
+        |config| config.sync.quota_wait = Duration::from_millis(100),
+    );
+    let rule = create_rule(&s.host, rule_body(json!({})));
+    // The first request and the plugin's five retries are all refused.
+    s.proxy.arm_rate_limit(6);
+    let id = start_run(&s.host, &rule);
+    let state = |host: &HoistServer| {
+        let (_, run) = host.admin("GET", &format!("/api/v1/sync-runs/{id}"), None);
+        run["state"].as_str().unwrap_or_default().to_owned()
+    };
+    wait_until(RUN_DEADLINE, "the run to wait for quota", || {
+        state(&s.host) == "waiting"
+    });
+    let waiting_since = std::time::Instant::now();
+    wait_until(RUN_DEADLINE, "the run to go on", || {
+        state(&s.host) != "waiting"
+    });
+    let waited = waiting_since.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "waited {waited:?}, not the 2 s the source asked for"
+    );
+    let done = wait_run(&s.host, &id);
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(
+        done["warnings"].to_string().contains("asked to wait 2s"),
+        "{done}"
+    );
+}
+
 #[test]
 fn a_request_ceiling_spaces_every_request_to_the_source() {
     let per_second = 8.0;

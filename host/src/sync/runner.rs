@@ -397,7 +397,9 @@ impl SyncRunner {
                         waits += 1;
                         let reason =
                             format!("the source refused requests for quota ({})", error.message);
-                        self.wait_for_quota(run, progress, cancel, &reason).await;
+                        let resume_at = self.source_resume_at(rule);
+                        self.wait_for_quota(run, progress, cancel, &reason, resume_at)
+                            .await;
                         continue;
                     }
                     return Err(error);
@@ -407,14 +409,21 @@ impl SyncRunner {
         }
     }
 
+    /// Waits `quota_wait`, or until `resume_at_ms` when the source asked for longer,
+    /// showing the run as waiting until then.
     async fn wait_for_quota(
         &self,
         run: &mut Run,
         progress: &watch::Sender<Run>,
         cancel: &AtomicBool,
         reason: &str,
+        resume_at_ms: Option<i64>,
     ) {
-        let wait = self.inner.settings.quota_wait;
+        let asked = resume_at_ms
+            .and_then(|at| u64::try_from(at.saturating_sub(now_ms())).ok())
+            .map(Duration::from_millis)
+            .unwrap_or_default();
+        let wait = self.inner.settings.quota_wait.max(asked);
         let until = now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
         run.state = RunState::Waiting;
         run.waiting_until = Some(rfc3339_of_ms(until));
@@ -445,6 +454,19 @@ impl SyncRunner {
         run.quota = Some(quota.clone());
         let floor = registries.quota_floor(&rule.source.registry)?;
         Some(usize::try_from(quota.remaining.saturating_sub(floor)).unwrap_or(usize::MAX))
+    }
+
+    /// The latest time any endpoint of the rule's source asked, with a 429's
+    /// `Retry-After`, to be left alone until.
+    fn source_resume_at(&self, rule: &Rule) -> Option<i64> {
+        let pacing = self.inner.network.pacing();
+        self.inner
+            .tasks
+            .registries()
+            .endpoints(&rule.source.registry)
+            .iter()
+            .filter_map(|e| pacing.resume_at_ms(&e.authority))
+            .max()
     }
 
     /// Why a run waits at the floor, for its warnings and its items' errors.
@@ -507,7 +529,8 @@ impl SyncRunner {
                     return;
                 }
                 waits += 1;
-                self.wait_for_quota(run, progress, cancel, &reason).await;
+                self.wait_for_quota(run, progress, cancel, &reason, None)
+                    .await;
                 if let Err(e) = self
                     .plan_waiting_for_quota(rule, run, progress, cancel, auth)
                     .await
@@ -610,7 +633,9 @@ impl SyncRunner {
             waits += 1;
             let error = rate_limited[0].1.error.clone().expect("rate limited");
             let reason = format!("the source refused requests for quota ({})", error.message);
-            self.wait_for_quota(run, progress, cancel, &reason).await;
+            let resume_at = self.source_resume_at(rule);
+            self.wait_for_quota(run, progress, cancel, &reason, resume_at)
+                .await;
             run.phase = Some("copying".into());
             for (i, task) in rate_limited {
                 match self.inner.tasks.retry(task, auth.clone()).await {

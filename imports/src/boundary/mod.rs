@@ -106,7 +106,7 @@ impl WasiHttpHooks for ImportNet {
         Box::new(async move {
             let turn = pacing.admit(&url.authority).await;
             let response = send::send(client, request, options, |d| denials.lock().push(d)).await?;
-            pacing.observe(&url.authority, response.headers());
+            pacing.observe(&url.authority, response.status(), response.headers());
             if response.status() == http::StatusCode::UNAUTHORIZED
                 && let Some(index) = credentials.owner_of(&url)
             {

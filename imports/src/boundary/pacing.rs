@@ -43,6 +43,8 @@ struct Endpoint {
     next_start: Option<Instant>,
     in_flight: Option<Arc<Semaphore>>,
     quota: Option<Quota>,
+    /// When a 429's `Retry-After` said to come back (ms since the epoch).
+    resume_at_ms: Option<i64>,
 }
 
 /// The limits of every endpoint, and what each has said of its quota.
@@ -97,14 +99,35 @@ impl Pacing {
         permit
     }
 
-    /// Notes the quota a response from `authority` reports, if it reports one.
-    pub fn observe(&self, authority: &str, headers: &http::HeaderMap) {
-        let Some(mut quota) = quota_of(headers) else {
+    /// Notes the quota a response from `authority` reports, and when a 429 said to come
+    /// back.
+    pub fn observe(&self, authority: &str, status: http::StatusCode, headers: &http::HeaderMap) {
+        let quota = quota_of(headers);
+        let resume_at = (status == http::StatusCode::TOO_MANY_REQUESTS)
+            .then(|| retry_after_secs(headers))
+            .flatten()
+            .map(|secs| now_ms().saturating_add(secs.saturating_mul(1000)));
+        if quota.is_none() && resume_at.is_none() {
             return;
-        };
+        }
         let authority = authority.to_ascii_lowercase();
-        quota.endpoint = authority.clone();
-        self.endpoints.lock().entry(authority).or_default().quota = Some(quota);
+        let mut endpoints = self.endpoints.lock();
+        let endpoint = endpoints.entry(authority.clone()).or_default();
+        if let Some(mut quota) = quota {
+            quota.endpoint = authority;
+            endpoint.quota = Some(quota);
+        }
+        if resume_at.is_some() {
+            endpoint.resume_at_ms = resume_at;
+        }
+    }
+
+    /// When `authority` last asked, with a 429, to be left alone until.
+    pub fn resume_at_ms(&self, authority: &str) -> Option<i64> {
+        self.endpoints
+            .lock()
+            .get(&authority.to_ascii_lowercase())?
+            .resume_at_ms
     }
 
     /// What `authority` last said of its quota.
@@ -115,6 +138,17 @@ impl Pacing {
             .quota
             .clone()
     }
+}
+
+/// `Retry-After` in seconds (its HTTP-date form is rare from registries).
+fn retry_after_secs(headers: &http::HeaderMap) -> Option<i64> {
+    headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Reads `RateLimit-Remaining` (and `RateLimit-Limit`), as a bare number or in Docker
@@ -165,6 +199,30 @@ mod tests {
         assert_eq!((q.remaining, q.limit, q.window_seconds), (3, None, None));
         assert_eq!(quota_of(&headers(&[("ratelimit-remaining", "many")])), None);
         assert_eq!(quota_of(&headers(&[("ratelimit-limit", "100")])), None);
+    }
+
+    #[test]
+    fn a_429s_retry_after_is_remembered_per_endpoint() {
+        let pacing = Pacing::default();
+        let before = now_ms();
+        let h = headers(&[
+            ("retry-after", "3600"),
+            ("ratelimit-remaining", "0;w=21600"),
+        ]);
+        pacing.observe("hub:443", http::StatusCode::OK, &h);
+        assert_eq!(
+            pacing.resume_at_ms("hub:443"),
+            None,
+            "only a 429 asks to wait"
+        );
+        assert_eq!(pacing.quota("HUB:443").unwrap().remaining, 0);
+        pacing.observe("hub:443", http::StatusCode::TOO_MANY_REQUESTS, &h);
+        let at = pacing.resume_at_ms("hub:443").unwrap();
+        assert!(
+            (before + 3_600_000..before + 3_700_000).contains(&at),
+            "{at}"
+        );
+        assert_eq!(pacing.resume_at_ms("other:443"), None);
     }
 
     #[tokio::test]
