@@ -498,7 +498,7 @@ impl SyncRunner {
         progress: &watch::Sender<Run>,
         cancel: &AtomicBool,
         auth: &Option<SourceAuth>,
-        since_ms: i64,
+        mut since_ms: i64,
     ) {
         let mut waits = 0;
         loop {
@@ -531,6 +531,9 @@ impl SyncRunner {
                 waits += 1;
                 self.wait_for_quota(run, progress, cancel, &reason, None)
                     .await;
+                // Only what the source says from now on counts: one that stops reporting
+                // its quota is no longer held to it.
+                since_ms = now_ms();
                 if let Err(e) = self
                     .plan_waiting_for_quota(rule, run, progress, cancel, auth)
                     .await

@@ -91,7 +91,11 @@ impl Pacing {
                 let endpoint = endpoints.entry(authority).or_default();
                 let now = Instant::now();
                 let start = endpoint.next_start.map_or(now, |next| next.max(now));
-                endpoint.next_start = Some(start + Duration::from_secs_f64(1.0 / rate));
+                // A rate so small that its gap overflows waits an hour between requests.
+                let gap = Duration::try_from_secs_f64(1.0 / rate)
+                    .unwrap_or(Duration::MAX)
+                    .min(Duration::from_secs(3600));
+                endpoint.next_start = Some(start + gap);
                 start
             };
             tokio::time::sleep_until(start).await;
