@@ -260,5 +260,17 @@ mod tests {
             "no limits, no wait"
         );
         assert!(start.elapsed() < Duration::from_millis(20));
+
+        // A ceiling too small to space by does not overflow: the first request goes.
+        let slow = Pacing::new(HashMap::from([(
+            "slow:443".to_owned(),
+            Limits {
+                requests_per_second: Some(1e-300),
+                max_in_flight: None,
+            },
+        )]));
+        assert!(slow.admit("slow:443").await.is_none());
+        let next = tokio::time::timeout(Duration::from_millis(50), slow.admit("slow:443")).await;
+        assert!(next.is_err(), "the next one waits");
     }
 }
