@@ -481,7 +481,11 @@ impl Client {
     /// Turns a final error status into the error a caller can act on.
     pub async fn error(&self, registry: &str, what: &str, response: Response) -> ImportError {
         let status = response.status;
-        let retry_after = response.header("retry-after").map(str::to_owned);
+        // Only the delta-seconds form is named; an HTTP date would read oddly as seconds.
+        let retry_after = response
+            .header("retry-after")
+            .and_then(retry::parse_retry_after)
+            .map(|wait| wait.as_secs());
         let body = response.bytes(64 * 1024).await.unwrap_or_default();
         let detail = registry_error_detail(&body);
         let suffix = detail

@@ -21,7 +21,7 @@ impl Algorithm {
         }
     }
 
-    fn by_name(name: &str) -> Option<Self> {
+    pub fn by_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|a| a.name() == name)
     }
 

@@ -130,7 +130,7 @@ pub fn check_digest(digest: &str) -> Result<&str> {
              sha512:<128>)"
         )));
     };
-    let message = match Algorithm::ALL.into_iter().find(|a| a.name() == algorithm) {
+    let message = match Algorithm::by_name(algorithm) {
         Some(a) => format!(
             "{digest:?} is not a {algorithm} digest: it needs exactly {} lowercase hex digits \
              after '{algorithm}:'",
