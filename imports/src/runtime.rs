@@ -179,6 +179,11 @@ impl PluginRuntime {
         }
     }
 
+    /// The request ceilings and the quotas sources reported, shared by every import.
+    pub fn pacing(&self) -> &Arc<crate::boundary::pacing::Pacing> {
+        self.clients.pacing()
+    }
+
     /// Whether loading this runtime compiled the component (no usable cached form).
     pub fn compiled_fresh(&self) -> bool {
         self.compiled_fresh

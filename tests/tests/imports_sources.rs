@@ -5,6 +5,7 @@
 //! a registry whose content is addressed by sha512.
 
 use hoist_tests::fake_registry::{FakeRegistry, Fault};
+use hoist_tests::fault_proxy::{FaultProxy, ProxyFault};
 use hoist_tests::hoist_server::{ADMIN_PASSWORD, HoistServer, test_config};
 use hoist_tests::images::{Format, Pusher, docker_hub};
 use hoist_tests::registry::{Auth, Registry};
@@ -555,4 +556,33 @@ fn basic(credentials: &str) -> String {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(credentials)
     )
+}
+
+/// A source that reports its pull quota as Docker Hub does: the import's task carries
+/// what was left after it, and the API shows it.
+#[test]
+fn an_import_reports_the_quota_its_source_has_left() {
+    let source = Registry::start(Auth::None);
+    Pusher::new(&source.url()).image(
+        "library/app",
+        Some("v1"),
+        Format::Oci,
+        &[50_000],
+        ("linux", "amd64"),
+    );
+    let proxy = FaultProxy::start(&source.host(), ProxyFault::Quota { limit: 100 });
+    proxy.set_quota(50);
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = format!("http://{}", proxy.host());
+    let host = HoistServer::start(test_config(dir.path(), &[("docker.io", &mirror)]));
+    host.project("hub", false);
+    let id = import(&host, "hub", json!({"source_url": "app:v1"}));
+    let task = host.wait_task(&id, TASK_DEADLINE);
+    assert_eq!(task["state"], "succeeded", "{task}");
+    // One pull: the manifest GET. HEADs are free.
+    let quota = &task["quota"];
+    assert_eq!(quota["remaining"], 49, "{task}");
+    assert_eq!(quota["limit"], 100, "{task}");
+    assert_eq!(quota["window_seconds"], 21600, "{task}");
+    assert_eq!(quota["endpoint"], proxy.host().as_str(), "{task}");
 }

@@ -131,6 +131,7 @@ async fn prepare(
         started_at: None,
         finished_at: None,
         attempts: 0,
+        quota: None,
     })
 }
 

@@ -690,6 +690,7 @@ impl SyncRunner {
             started_at: None,
             finished_at: None,
             attempts: 0,
+            quota: None,
         };
         Ok(match self.inner.tasks.submit(task, auth).await? {
             Submitted::New(task) | Submitted::Merged(task) => task.id,

@@ -6,6 +6,7 @@ pub mod model;
 
 use crate::boundary::credentials::{HostCredential, Secret};
 use crate::boundary::own_registry::{InternalGrant, OwnRegistryRoute};
+use crate::boundary::pacing::Quota;
 use crate::contract::{ImportRequest, Options, Phase, PlanStatus, RegistryEndpoints, SyncRequest};
 use crate::runtime::{ImportAccess, PluginRuntime};
 use crate::sealed::SecretBox;
@@ -395,6 +396,7 @@ impl TaskRunner {
         };
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let persister = tokio::spawn(self.clone().persist(progress.subscribe(), stopped));
+        let started_ms = hoist_common::clock::now_ms();
         let outcome = match self.request_and_access(&task, sealed) {
             Ok((request, access)) => {
                 let result = self
@@ -403,6 +405,7 @@ impl TaskRunner {
                     .import_with(&request, access, |status| {
                         task.apply(status);
                         task.warnings.splice(0..0, host_notes.iter().cloned());
+                        task.quota = self.source_quota(&task, started_ms).or(task.quota.take());
                         progress.send_replace(task.clone());
                         !cancel.load(Ordering::SeqCst)
                     })
@@ -418,6 +421,7 @@ impl TaskRunner {
             Ok(status) => {
                 task.apply(&status);
                 task.warnings.splice(0..0, host_notes.iter().cloned());
+                task.quota = self.source_quota(&task, started_ms).or(task.quota.take());
                 task.state = match status.phase {
                     Phase::Done => TaskState::Succeeded,
                     Phase::Cancelled => TaskState::Cancelled,
@@ -625,6 +629,19 @@ impl TaskRunner {
     /// How sources are reached: their endpoints, ceilings and quota floors.
     pub fn registries(&self) -> &RegistrySettings {
         &self.inner.config.registries
+    }
+
+    /// The lowest quota an endpoint of the task's source reported since `since_ms`.
+    fn source_quota(&self, task: &Task, since_ms: i64) -> Option<Quota> {
+        let pacing = self.inner.plugin.pacing();
+        self.inner
+            .config
+            .registries
+            .endpoints(registry_of(&task.source_canonical))
+            .iter()
+            .filter_map(|e| pacing.quota(&e.authority))
+            .filter(|q| q.seen_ms >= since_ms)
+            .min_by_key(|q| q.remaining)
     }
 
     /// The plugin this runner drives, for calls that need no network.

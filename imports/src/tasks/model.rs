@@ -1,5 +1,6 @@
 //! An import task as the API shows it and the database keeps it: no secret in it, ever.
 
+use crate::boundary::pacing::Quota;
 use crate::contract::{self, BlobState, Phase, PluginError, Status, error_parts};
 use serde::{Deserialize, Serialize};
 
@@ -98,6 +99,10 @@ pub struct Task {
     pub finished_at: Option<String>,
     /// How many times the task started running (restarts and retries count).
     pub attempts: u32,
+    /// What the source last reported of its quota (`RateLimit-Remaining`) while this
+    /// task ran, when it reports one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<Quota>,
 }
 
 impl Task {

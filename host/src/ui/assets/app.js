@@ -595,6 +595,12 @@ function renderTask(task) {
     children.push(h('div', { id: 'task-error', class: 'result error', role: 'alert' },
       h('p', {}, h('b', { text: task.error.code }), ': ', h('span', { id: 'task-error-message', text: task.error.message }))));
   }
+  if (task.quota) {
+    const q = task.quota;
+    children.push(h('p', { id: 'task-quota', class: 'hint', text: 'Source quota: ' + q.remaining +
+      (q.limit != null ? ' of ' + q.limit : '') + ' pulls left' +
+      (q.window_seconds ? ' per ' + Math.round(q.window_seconds / 3600) + ' h' : '') + ' (' + q.endpoint + ')' }));
+  }
   for (const w of task.warnings || []) children.push(h('p', { class: 'hint', text: 'Note: ' + w }));
   let view = $('#task-view');
   let actions = $('#task-actions');
