@@ -38,22 +38,23 @@ fi
 # asking here makes a fresh machine fail early and clearly if it cannot.
 rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
-if ! "$TOOLS/bin/wasmtime" --version 2>/dev/null | grep -q "^wasmtime $WASMTIME_VERSION"; then
-  echo "install-deps: building wasmtime-cli $WASMTIME_VERSION (about 9 minutes on 2 cores)" >&2
-  CARGO_TARGET_DIR=$HOIST_CACHE/wasmtime-cli-build \
-    cargo install --quiet --locked --root "$TOOLS" wasmtime-cli --version "$WASMTIME_VERSION"
-  rm -rf "$HOIST_CACHE/wasmtime-cli-build"
-fi
+# Builds crate $1 at version $2 into $TOOLS/bin unless binary $3 already says that
+# version; its build outputs are thrown away afterwards.
+cargo_tool() {
+  local crate=$1 version=$2 binary=$3
+  if ! "$TOOLS/bin/$binary" --version 2>/dev/null | grep -q "^$binary $version"; then
+    echo "install-deps: building $crate $version" >&2
+    CARGO_TARGET_DIR=$HOIST_CACHE/$crate-build \
+      cargo install --quiet --locked --root "$TOOLS" "$crate" --version "$version"
+    rm -rf "$HOIST_CACHE/$crate-build"
+  fi
+}
 
+# About 9 minutes on 2 cores.
+cargo_tool wasmtime-cli "$WASMTIME_VERSION" wasmtime
 # cargo-fuzz drives the bounded fuzzing in scripts/fuzz.sh (libFuzzer comes with the fuzz
 # crate itself, from crates.io).
-CARGO_FUZZ_VERSION=0.13.2
-if ! "$TOOLS/bin/cargo-fuzz" --version 2>/dev/null | grep -q " $CARGO_FUZZ_VERSION"; then
-  echo "install-deps: building cargo-fuzz $CARGO_FUZZ_VERSION" >&2
-  CARGO_TARGET_DIR=$HOIST_CACHE/cargo-fuzz-build \
-    cargo install --quiet --locked --root "$TOOLS" cargo-fuzz --version "$CARGO_FUZZ_VERSION"
-  rm -rf "$HOIST_CACHE/cargo-fuzz-build"
-fi
+cargo_tool cargo-fuzz 0.13.2 cargo-fuzz
 
 # schemathesis checks the JSON API against host/openapi.yaml (tests/tests/api_schema.rs);
 # its own virtual environment, pinned.

@@ -397,7 +397,7 @@ impl SyncRunner {
                         waits += 1;
                         let reason =
                             format!("the source refused requests for quota ({})", error.message);
-                        let resume_at = self.source_resume_at(rule);
+                        let resume_at = self.inner.tasks.source_resume_at(&rule.source.registry);
                         self.wait_for_quota(run, progress, cancel, &reason, resume_at)
                             .await;
                         continue;
@@ -443,30 +443,11 @@ impl SyncRunner {
     /// since `since_ms`. A copy counts as one pull, as Docker Hub counts them (a pull is
     /// up to two manifest GETs; HEADs are free). Notes the lowest quota on the run.
     fn quota_headroom(&self, rule: &Rule, run: &mut Run, since_ms: i64) -> Option<usize> {
-        let registries = self.inner.tasks.registries();
-        let pacing = self.inner.network.pacing();
-        let quota = registries
-            .endpoints(&rule.source.registry)
-            .iter()
-            .filter_map(|e| pacing.quota(&e.authority))
-            .filter(|q| q.seen_ms >= since_ms)
-            .min_by_key(|q| q.remaining)?;
+        let tasks = &self.inner.tasks;
+        let quota = tasks.source_quota(&rule.source.registry, since_ms)?;
         run.quota = Some(quota.clone());
-        let floor = registries.quota_floor(&rule.source.registry)?;
+        let floor = tasks.registries().quota_floor(&rule.source.registry)?;
         Some(usize::try_from(quota.remaining.saturating_sub(floor)).unwrap_or(usize::MAX))
-    }
-
-    /// The latest time any endpoint of the rule's source asked, with a 429's
-    /// `Retry-After`, to be left alone until.
-    fn source_resume_at(&self, rule: &Rule) -> Option<i64> {
-        let pacing = self.inner.network.pacing();
-        self.inner
-            .tasks
-            .registries()
-            .endpoints(&rule.source.registry)
-            .iter()
-            .filter_map(|e| pacing.resume_at_ms(&e.authority))
-            .max()
     }
 
     /// Why a run waits at the floor, for its warnings and its items' errors.
@@ -636,7 +617,7 @@ impl SyncRunner {
             waits += 1;
             let error = rate_limited[0].1.error.clone().expect("rate limited");
             let reason = format!("the source refused requests for quota ({})", error.message);
-            let resume_at = self.source_resume_at(rule);
+            let resume_at = self.inner.tasks.source_resume_at(&rule.source.registry);
             self.wait_for_quota(run, progress, cancel, &reason, resume_at)
                 .await;
             run.phase = Some("copying".into());

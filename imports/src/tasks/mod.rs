@@ -405,7 +405,9 @@ impl TaskRunner {
                     .import_with(&request, access, |status| {
                         task.apply(status);
                         task.warnings.splice(0..0, host_notes.iter().cloned());
-                        task.quota = self.source_quota(&task, started_ms).or(task.quota.take());
+                        task.quota = self
+                            .source_quota(registry_of(&task.source_canonical), started_ms)
+                            .or(task.quota.take());
                         progress.send_replace(task.clone());
                         !cancel.load(Ordering::SeqCst)
                     })
@@ -421,7 +423,9 @@ impl TaskRunner {
             Ok(status) => {
                 task.apply(&status);
                 task.warnings.splice(0..0, host_notes.iter().cloned());
-                task.quota = self.source_quota(&task, started_ms).or(task.quota.take());
+                task.quota = self
+                    .source_quota(registry_of(&task.source_canonical), started_ms)
+                    .or(task.quota.take());
                 task.state = match status.phase {
                     Phase::Done => TaskState::Succeeded,
                     Phase::Cancelled => TaskState::Cancelled,
@@ -631,17 +635,30 @@ impl TaskRunner {
         &self.inner.config.registries
     }
 
-    /// The lowest quota an endpoint of the task's source reported since `since_ms`.
-    fn source_quota(&self, task: &Task, since_ms: i64) -> Option<Quota> {
+    /// The lowest quota an endpoint of `registry` reported since `since_ms`.
+    pub fn source_quota(&self, registry: &str, since_ms: i64) -> Option<Quota> {
         let pacing = self.inner.plugin.pacing();
         self.inner
             .config
             .registries
-            .endpoints(registry_of(&task.source_canonical))
+            .endpoints(registry)
             .iter()
             .filter_map(|e| pacing.quota(&e.authority))
             .filter(|q| q.seen_ms >= since_ms)
             .min_by_key(|q| q.remaining)
+    }
+
+    /// The latest time an endpoint of `registry` asked, with a 429's `Retry-After`, to
+    /// be left alone until.
+    pub fn source_resume_at(&self, registry: &str) -> Option<i64> {
+        let pacing = self.inner.plugin.pacing();
+        self.inner
+            .config
+            .registries
+            .endpoints(registry)
+            .iter()
+            .filter_map(|e| pacing.resume_at_ms(&e.authority))
+            .max()
     }
 
     /// The plugin this runner drives, for calls that need no network.
