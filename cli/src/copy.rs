@@ -70,6 +70,49 @@ pub struct CopyOptions {
     /// the destination already has), and write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Leave the image's referrers (signatures, SBOMs, attestations) behind. By default
+    /// they are copied with it: OCI 1.1 referrers, the referrers tag schema, and cosign's
+    /// `sha256-<hex>.sig`/`.att`/`.sbom` tags.
+    #[arg(long)]
+    pub no_referrers: bool,
+    /// Copy only referrers of this artifact type; repeat for several.
+    #[arg(long = "referrer-type", value_name = "ARTIFACT-TYPE")]
+    pub referrer_types: Vec<String>,
+    /// Refuse an image that has no signature (a signature referrer or a cosign `.sig`
+    /// tag), before writing anything.
+    #[arg(long)]
+    pub require_signature: bool,
+    /// Read from the source at most this fast, in bytes per second for the whole copy;
+    /// K, M and G suffixes count in 1024s, as curl's --limit-rate does (16M).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub limit_rate: Option<u64>,
+}
+
+/// A rate as curl's `--limit-rate` writes it: `500000`, `512K`, `16M`, `1G`.
+fn parse_rate(s: &str) -> Result<u64, String> {
+    let (digits, unit) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c.to_ascii_uppercase()),
+        _ => (s, 'B'),
+    };
+    let shift = match unit {
+        'B' => 0,
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        _ => {
+            return Err(format!(
+                "{s:?}: the unit must be K, M or G (16M is 16 MiB/s)"
+            ));
+        }
+    };
+    match digits.parse::<u64>() {
+        Ok(n) if n > 0 => n
+            .checked_mul(1 << shift)
+            .ok_or_else(|| format!("{s:?} is too large")),
+        _ => Err(format!(
+            "{s:?} is not a rate: write bytes per second, as 500K or 16M"
+        )),
+    }
 }
 
 pub fn run(args: Args) -> u8 {
@@ -158,6 +201,13 @@ pub fn prepare(
         timeouts: Default::default(),
         credentials: resolved.credentials,
         host_credentials: Vec::new(),
+        referrers: hoist_plugin::referrer::ReferrerOptions {
+            skip: options.no_referrers,
+            artifact_types: options.referrer_types.clone(),
+            require_signature: options.require_signature,
+        },
+        max_bytes_per_second: options.limit_rate,
+        max_retry_wait_ms: 0,
         dry_run: options.dry_run,
     };
     Ok((spec, resolved.sides))
@@ -250,14 +300,16 @@ impl Outcome {
                 "blobs_skipped": skipped,
                 "blobs_mounted": mounted,
                 "bytes_transferred": moved,
+                "referrers": report::referrers_json(&self.status),
                 "seconds": self.seconds,
             })),
             Mode::Bars | Mode::Lines => eprintln!(
                 "copied {} in {:.1} s: {copied} blobs moved ({}), {skipped} already there, \
-                 {mounted} mounted",
+                 {mounted} mounted{}",
                 self.source,
                 self.seconds,
                 size(moved),
+                report::referrers_line(&self.status),
             ),
             Mode::Quiet => {}
         }
@@ -294,6 +346,7 @@ impl Outcome {
                 "target": self.destination,
                 "reference": self.reference(),
                 "manifests": report::manifests_json(s),
+                "referrers": report::referrers_json(s),
                 "blobs": blobs,
                 "copy_blobs": to_copy,
                 "copy_bytes": copy_bytes,
@@ -320,6 +373,15 @@ impl Outcome {
                 m.digest,
                 size(m.size),
                 m.media_type
+            );
+        }
+        for r in &s.referrers {
+            out += &format!(
+                "  {}  {:<16} of {}  {}\n",
+                r.digest,
+                r.kind.name(),
+                r.subject,
+                r.tag.as_deref().unwrap_or(&r.artifact_type)
             );
         }
         out += &format!("blobs ({}, {}):\n", s.blobs.len(), size(s.bytes_total()));

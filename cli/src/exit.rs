@@ -26,7 +26,8 @@ pub const NOT_FOUND: u8 = 4;
 /// digest mismatch, a manifest type Hoist does not copy.
 pub const REMOTE: u8 = 5;
 /// A policy refused the request: credentials in clear text, a token realm on plain HTTP
-/// for a registry on HTTPS, or a host's egress rules.
+/// for a registry on HTTPS, a host's egress rules, or `--require-signature` on an image
+/// without a signature.
 pub const POLICY: u8 = 6;
 
 /// Ends the program with `code`. On wasm32 a failure goes through `exit-with-code`, the

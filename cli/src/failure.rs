@@ -39,7 +39,7 @@ impl Failure {
             "usage" | "invalid_input" => exit::USAGE,
             "unauthorized" => exit::AUTH,
             "not_found" => exit::NOT_FOUND,
-            "denied_by_policy" => exit::POLICY,
+            "denied_by_policy" | "unsigned" => exit::POLICY,
             "cancelled" => exit::FAILED,
             _ => exit::REMOTE,
         }
@@ -57,6 +57,7 @@ impl Failure {
             "network" => "network",
             "denied_by_policy" => "denied by policy",
             "cancelled" => "cancelled",
+            "unsigned" => "unsigned",
             _ => "registry",
         }
     }
@@ -153,6 +154,12 @@ pub fn from_import(e: ImportError, sides: &[Side]) -> Failure {
             with_hint(code, message, "the request was refused before it was sent")
         }
         ImportError::Cancelled(_) => Failure {
+            code,
+            message,
+            hint: None,
+        },
+        // The engine's message already names the fix.
+        ImportError::Unsigned(_) => Failure {
             code,
             message,
             hint: None,

@@ -275,6 +275,36 @@ pub fn manifests_json(status: &Status) -> Value {
         .collect()
 }
 
+/// The referrers an import found (and, once written, copied), for `--json` events.
+pub fn referrers_json(status: &Status) -> Value {
+    status
+        .referrers
+        .iter()
+        .map(|r| {
+            json!({
+                "digest": r.digest,
+                "subject": r.subject,
+                "artifact_type": r.artifact_type,
+                "kind": r.kind.name(),
+                "tag": r.tag,
+                "copied": r.copied,
+            })
+        })
+        .collect()
+}
+
+/// `; referrers: signed, SBOM (3)` for the closing line, or nothing.
+pub fn referrers_line(status: &Status) -> String {
+    if status.referrers.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; referrers: {} ({})",
+        hoist_plugin::referrer::summary(status.referrers.iter().map(|r| r.kind)),
+        status.referrers.len()
+    )
+}
+
 pub fn phase_name(phase: Phase) -> &'static str {
     match phase {
         Phase::Resolving => "resolving",

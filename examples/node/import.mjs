@@ -30,8 +30,8 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 // and the main thread is blocked for the whole call, so short slices keep progress lines
 // and Ctrl-C responsive (see "Node" in docs/embedding.md for the figures).
 const BUDGET_MS = 100;
-// The contract this host speaks: `hoist:plugin@0.2.*` (for 0.x the minor is the breaking one).
-const CONTRACT_VERSION = /^0\.2\.\d+/;
+// The contract this host speaks: `hoist:plugin@0.3.*` (for 0.x the minor is the breaking one).
+const CONTRACT_VERSION = /^0\.3\.\d+/;
 
 const usage =
   "usage: node import.mjs [--plugin PLUGIN.wasm] SRC DST [--plain-http HOST]… [--main-thread-splice]\n" +
@@ -187,7 +187,7 @@ async function main() {
   );
   checkContract(plugin, instance);
 
-  const importer = instance.importer ?? instance["hoist:plugin/importer@0.2.0"];
+  const importer = instance.importer ?? instance["hoist:plugin/importer@0.3.0"];
   let task;
   try {
     task = importer.Task.start({
@@ -250,7 +250,7 @@ function checkContract(plugin, instance) {
   for (const name of names) {
     const version = name.split("@")[1] ?? "";
     if (!CONTRACT_VERSION.test(version)) {
-      fail(`this host needs hoist:plugin@0.2.x; the plugin exports ${name}`);
+      fail(`this host needs hoist:plugin@0.3.x; the plugin exports ${name}`);
     }
   }
 }

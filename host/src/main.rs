@@ -78,7 +78,7 @@ enum PluginCommand {
                       HOIST_PLUGIN_PASSWORD.\n\n\
                       Example:\n  \
                       hoist-host plugin push hoist_plugin.wasm \
-                      registry.example.com/hoist/hoist-plugin:0.2.0 --username admin \
+                      registry.example.com/hoist/hoist-plugin:0.3.0 --username admin \
                       --password-stdin < pw\n  \
                       # prints oci://registry.example.com/hoist/hoist-plugin@sha256:…"
     )]

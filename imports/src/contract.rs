@@ -16,14 +16,37 @@ pub use exports::hoist::plugin::reference::{ImageReference, ImportNames};
 pub use hoist::plugin::types::{
     BlobProgress, BlobState, Credential, Error as PluginError, ImportRequest, InvalidInput,
     KnownTag, Naming, Options, PathNaming, Pattern, PatternKind, Phase, PlanAction, PlanItem,
-    PlanPhase, PlanStatus, Platform, RegistryEndpoints, RequestCounts, RequestField, Status,
-    SyncRequest, TagSelection, TargetName, Timeouts,
+    PlanPhase, PlanStatus, Platform, ReferrerKind, ReferrerOptions, RegistryEndpoints,
+    RequestCounts, RequestField, Status, SyncRequest, TagSelection, TargetName, Timeouts,
 };
 
 /// The WIT package the host speaks. A plugin must export its interfaces at a version
 /// that is semver-compatible with this one.
 pub const WIT_PACKAGE: &str = "hoist:plugin";
-pub const WIT_VERSION: (u64, u64, u64) = (0, 2, 0);
+pub const WIT_VERSION: (u64, u64, u64) = (0, 3, 0);
+
+/// Options with every value at its default (zero values mean "the default" in the
+/// contract): every referrer copied, no cap, no endpoint overrides.
+pub fn default_options() -> Options {
+    Options {
+        endpoints: Vec::new(),
+        insecure_registries: Vec::new(),
+        concurrency: 0,
+        max_retries: 0,
+        chunk_size: None,
+        mount_from: Vec::new(),
+        copy_foreign_layers: false,
+        timeouts: None,
+        host_credentials: Vec::new(),
+        referrers: ReferrerOptions {
+            skip: false,
+            artifact_types: Vec::new(),
+            require_signature: false,
+        },
+        max_bytes_per_second: 0,
+        max_retry_wait_ms: 0,
+    }
+}
 
 /// The machine-readable code and the human message of a plugin error, as the API, the
 /// task records and the logs name them. An invalid reference (the source, the target
@@ -52,6 +75,7 @@ pub fn error_parts(e: &PluginError) -> (&'static str, &str) {
         PluginError::RegistryError(m) => ("registry_error", m),
         PluginError::DeniedByPolicy(m) => ("denied_by_policy", m),
         PluginError::Cancelled(m) => ("cancelled", m),
+        PluginError::Unsigned(m) => ("unsigned", m),
     }
 }
 

@@ -130,7 +130,7 @@ fn component_exporting(name: &str) -> Vec<u8> {
 
 #[test]
 fn a_plugin_of_an_unknown_contract_version_is_refused() {
-    for old_or_new in ["0.1.0", "0.3.0"] {
+    for old_or_new in ["0.2.0", "0.4.0"] {
         let bytes = component_exporting(&format!("hoist:plugin/reference@{old_or_new}"));
         let err = from_bytes(&bytes)
             .err()
@@ -140,7 +140,7 @@ fn a_plugin_of_an_unknown_contract_version_is_refused() {
             message.contains(&format!("hoist:plugin@{old_or_new}")),
             "{message}"
         );
-        assert!(message.contains("hoist:plugin@0.2.x"), "{message}");
+        assert!(message.contains("hoist:plugin@0.3.x"), "{message}");
     }
 
     let bytes = component_exporting("hoist:plugin/reference@1.0.0");
@@ -182,7 +182,7 @@ fn the_plugin_imports_only_wasi_0_2() {
         );
         // The contract's `types` interface holds only types; exports that use them make
         // it a type-only import, which needs nothing from a host.
-        if name == "hoist:plugin/types@0.2.0" {
+        if name == "hoist:plugin/types@0.3.0" {
             continue;
         }
         let version = name.rsplit_once('@').map(|(_, v)| v).unwrap_or("");

@@ -6,6 +6,7 @@ use crate::manifest::PlatformFilter;
 use crate::plan::Plan;
 use crate::progress::{self, ImportError, InvalidInput};
 use crate::reference::Reference;
+use crate::referrer::Kind;
 use crate::registry::Settings;
 use crate::select::{Naming, PathNaming, Pattern, TagSelection};
 use crate::sync::{KnownTag, PlanAction, PlanPhase, PlanSpec};
@@ -314,6 +315,13 @@ fn import_spec(r: ImportRequest) -> Result<ImportSpec, ImportError> {
             .map(|c| (c.registry, c.username, c.password))
             .collect(),
         host_credentials: o.host_credentials,
+        referrers: crate::referrer::ReferrerOptions {
+            skip: o.referrers.skip,
+            artifact_types: o.referrers.artifact_types,
+            require_signature: o.referrers.require_signature,
+        },
+        max_bytes_per_second: (o.max_bytes_per_second > 0).then_some(o.max_bytes_per_second),
+        max_retry_wait_ms: o.max_retry_wait_ms,
         dry_run: false,
     })
 }
@@ -330,6 +338,7 @@ fn to_wit_error(e: ImportError) -> Error {
         ImportError::Registry(m) => Error::RegistryError(m),
         ImportError::DeniedByPolicy(m) => Error::DeniedByPolicy(m),
         ImportError::Cancelled(m) => Error::Cancelled(m),
+        ImportError::Unsigned(m) => Error::Unsigned(m),
     }
 }
 
@@ -365,6 +374,23 @@ fn to_wit_status(s: progress::Status) -> Status {
                     progress::BlobState::Failed(m) => BlobState::Failed(m),
                     progress::BlobState::Cancelled => BlobState::Cancelled,
                 },
+            })
+            .collect(),
+        referrers: s
+            .referrers
+            .into_iter()
+            .map(|r| types::Referrer {
+                digest: r.digest,
+                subject: r.subject,
+                artifact_type: r.artifact_type,
+                kind: match r.kind {
+                    Kind::Signature => types::ReferrerKind::Signature,
+                    Kind::Sbom => types::ReferrerKind::Sbom,
+                    Kind::Attestation => types::ReferrerKind::Attestation,
+                    Kind::Other => types::ReferrerKind::Other,
+                },
+                tag: r.tag,
+                copied: r.copied,
             })
             .collect(),
         digest: s.digest,

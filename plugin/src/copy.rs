@@ -2,13 +2,16 @@
 //! the manifests, children before their index and the tag last, so the target never shows
 //! a tag whose content is incomplete.
 
-use crate::executor::{Executor, now};
+use crate::executor::{Executor, now, sleep};
 use crate::http::{BodyStream, HttpError, Response, SpliceError, Timeouts, Upload};
 use crate::manifest::{self, Filtered, Parsed, PlatformFilter};
 use crate::progress::{BlobProgress, BlobState, Field, ImportError, ManifestInfo, Phase, Status};
 use crate::reference::Reference;
+use crate::referrer::{self, ReferrerOptions};
+use crate::referrers::{self, Finder, Found};
 use crate::registry::{Client, Settings, Started};
 use crate::retry;
+use crate::throttle::Throttle;
 use crate::url::Url;
 use oci_spec::image::Descriptor;
 use std::cell::{Cell, RefCell};
@@ -39,6 +42,12 @@ pub struct ImportSpec {
     pub credentials: Vec<(String, String, String)>,
     /// Registries whose credentials the host adds at its HTTP boundary.
     pub host_credentials: Vec<String>,
+    /// Which signatures, SBOMs and attestations travel with the image.
+    pub referrers: ReferrerOptions,
+    /// A ceiling on the whole import's reads from the source, in bytes per second.
+    pub max_bytes_per_second: Option<u64>,
+    /// The longest `Retry-After` waited for inside the import, in ms (0: two minutes).
+    pub max_retry_wait_ms: u32,
     /// Resolve and report the plan, but write nothing.
     pub dry_run: bool,
 }
@@ -86,7 +95,8 @@ impl Import {
             spec.max_retries,
             spec.timeouts,
         )?
-        .with_host_credentials(&spec.host_credentials);
+        .with_host_credentials(&spec.host_credentials)
+        .with_max_retry_wait(spec.max_retry_wait_ms);
         if spec.chunk_size == Some(0) {
             return Err(ImportError::invalid(
                 Field::Options,
@@ -114,6 +124,8 @@ impl Import {
             chunk_size: spec.chunk_size,
             mount_from: spec.mount_from,
             copy_foreign: spec.copy_foreign_layers,
+            referrers: spec.referrers,
+            throttle: spec.max_bytes_per_second.map(Throttle::new),
             dry_run: spec.dry_run,
             shared: shared.clone(),
         };
@@ -193,6 +205,9 @@ struct Job {
     chunk_size: Option<u64>,
     mount_from: Vec<String>,
     copy_foreign: bool,
+    referrers: ReferrerOptions,
+    /// Shared by every transfer, so the cap holds for the import as a whole.
+    throttle: Option<Throttle>,
     dry_run: bool,
     shared: Rc<Shared>,
 }
@@ -297,6 +312,11 @@ impl Job {
                 ),
             ));
         }
+        let found = self.find_referrers(&digest, &pushes, &top).await?;
+        for referrer in &found {
+            descriptors.extend(referrer.blobs.iter().cloned());
+        }
+        self.shared.status.borrow_mut().referrers = found.iter().map(|f| f.info.clone()).collect();
         let blobs = self.plan_blobs(&descriptors);
         pushes.push(top);
         self.shared.status.borrow_mut().manifests = pushes
@@ -319,34 +339,114 @@ impl Job {
         self.set_phase(Phase::PushingManifests);
         let dst_reg = self.target.registry();
         let dst_repo = self.target.repository();
-        let last = pushes.len() - 1;
-        for (i, push) in pushes.iter().enumerate() {
+        let (top, children) = pushes.split_last().expect("the top manifest is pushed");
+        for push in children {
             self.check_cancelled()?;
-            // The top manifest goes under the tag, and only after all it refers to.
-            // A tag push names a digest that is not sha256, or the target would file the
-            // manifest under its sha256 digest and the copy's digest would differ.
-            let (reference, digest) = match (i == last, self.target.tag()) {
-                (true, Some(tag)) => (
-                    tag,
-                    (!push.reference.starts_with("sha256:")).then_some(push.reference.as_str()),
-                ),
-                _ => (push.reference.as_str(), None),
-            };
-            self.client
-                .put_manifest(
-                    dst_reg,
-                    dst_repo,
-                    reference,
-                    digest,
-                    &push.media_type,
-                    &push.bytes,
-                )
-                .await?;
+            self.put_manifest(push, &push.reference).await?;
+        }
+        if !found.is_empty() {
+            // Referrers follow their subject, which is pushed by digest first, and come
+            // before the tag, so that a tag never shows without its signatures.
+            self.check_cancelled()?;
+            self.put_manifest(top, &top.reference).await?;
+            referrers::write(&self.client, dst_reg, dst_repo, &found, |i| {
+                self.shared.status.borrow_mut().referrers[i].copied = true;
+            })
+            .await?;
+        }
+        // The top manifest goes under the tag, and only after all it refers to.
+        if let Some(tag) = self.target.tag() {
+            self.check_cancelled()?;
+            self.put_manifest(top, tag).await?;
+        } else if found.is_empty() {
+            self.check_cancelled()?;
+            self.put_manifest(top, &top.reference).await?;
         }
         let mut status = self.shared.status.borrow_mut();
         status.target_reference = Some(format!("{dst_reg}/{dst_repo}@{top_digest}"));
         status.digest = Some(top_digest);
         Ok(())
+    }
+
+    /// Pushes `push` under `reference` (its digest, or the target's tag). A tag push names
+    /// a digest that is not sha256, or the target would file the manifest under its sha256
+    /// digest and the copy's digest would differ.
+    async fn put_manifest(
+        &self,
+        push: &ManifestToPush,
+        reference: &str,
+    ) -> Result<(), ImportError> {
+        let by_tag = reference != push.reference;
+        let digest =
+            (by_tag && !push.reference.starts_with("sha256:")).then_some(push.reference.as_str());
+        self.client
+            .put_manifest(
+                self.target.registry(),
+                self.target.repository(),
+                reference,
+                digest,
+                &push.media_type,
+                &push.bytes,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The referrers to copy with the manifests in `children` and `top` (whose source
+    /// digest is `digest`), after checking for a signature when the request requires one.
+    /// A filtered index is a new manifest: no referrer of the source index names it, so
+    /// only the platform manifests' referrers apply, and they must carry the signature.
+    async fn find_referrers(
+        &self,
+        digest: &str,
+        children: &[ManifestToPush],
+        top: &ManifestToPush,
+    ) -> Result<Vec<Found>, ImportError> {
+        let options = &self.referrers;
+        if options.skip && !options.require_signature {
+            return Ok(Vec::new());
+        }
+        let unchanged_top = top.reference == digest;
+        let mut subjects: Vec<String> = children.iter().map(|c| c.reference.clone()).collect();
+        if unchanged_top {
+            subjects.push(top.reference.clone());
+        }
+        let finder = Finder::new(
+            &self.client,
+            self.source.registry(),
+            self.source.repository(),
+            options,
+            &self.shared.warnings,
+        );
+        if options.require_signature {
+            let must_sign = if unchanged_top {
+                vec![top.reference.clone()]
+            } else {
+                subjects.clone()
+            };
+            let unsigned = finder.unsigned(&must_sign).await?;
+            if !unsigned.is_empty() {
+                let repo = self.source.repository();
+                let tag = referrer::cosign_tag(&unsigned[0], "sig");
+                let filtered = if unchanged_top {
+                    ""
+                } else {
+                    " (a platform filter writes a new index, which no signature of the \
+                     source's index covers, so each platform must be signed)"
+                };
+                return Err(ImportError::Unsigned(format!(
+                    "{} has no signature for {}{filtered}: no referrer of a signature type \
+                     and no {repo}:{tag} tag; sign it at the source, or import it without \
+                     requiring a signature",
+                    self.source.familiar(),
+                    unsigned.join(", ")
+                )));
+            }
+        }
+        if options.skip {
+            return Ok(Vec::new());
+        }
+        finder.find(&subjects).await
     }
 
     /// The unique blobs, in manifest order; foreign layers are set aside unless asked for.
@@ -646,10 +746,15 @@ impl Job {
         while download.position < end {
             self.open_source(blob, download).await?;
             let stream = download.stream.as_ref().expect("just opened");
-            match upload
-                .splice_from(stream, end - download.position, record)
-                .await
-            {
+            let mut len = end - download.position;
+            if let Some(throttle) = &self.throttle {
+                len = len.min(throttle.quantum());
+                let wait = throttle.reserve(len, now());
+                if wait > 0 {
+                    sleep(std::time::Duration::from_nanos(wait)).await;
+                }
+            }
+            match upload.splice_from(stream, len, record).await {
                 Ok(n) => download.position += n,
                 Err(SpliceError::Source {
                     transferred,

@@ -7,11 +7,13 @@ pub mod auth;
 pub mod manifest;
 pub mod progress;
 pub mod reference;
+pub mod referrer;
 pub mod retry;
 pub mod rule;
 pub mod select;
 pub mod sync;
 pub mod target;
+pub mod throttle;
 pub mod url;
 
 #[cfg(target_arch = "wasm32")]
@@ -24,6 +26,8 @@ mod http;
 pub mod inspect;
 #[cfg(target_arch = "wasm32")]
 pub mod plan;
+#[cfg(target_arch = "wasm32")]
+mod referrers;
 #[cfg(target_arch = "wasm32")]
 mod registry;
 

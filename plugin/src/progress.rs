@@ -76,6 +76,8 @@ pub enum ImportError {
     Registry(String),
     DeniedByPolicy(String),
     Cancelled(String),
+    /// The request required a signature and the image has none.
+    Unsigned(String),
 }
 
 impl ImportError {
@@ -92,6 +94,7 @@ impl ImportError {
             Self::Registry(_) => "registry_error",
             Self::DeniedByPolicy(_) => "denied_by_policy",
             Self::Cancelled(_) => "cancelled",
+            Self::Unsigned(_) => "unsigned",
         }
     }
 
@@ -106,7 +109,8 @@ impl ImportError {
             | Self::Network(m)
             | Self::Registry(m)
             | Self::DeniedByPolicy(m)
-            | Self::Cancelled(m) => m,
+            | Self::Cancelled(m)
+            | Self::Unsigned(m) => m,
         }
     }
 }
@@ -235,6 +239,21 @@ pub struct ManifestInfo {
     pub platform: Option<String>,
 }
 
+/// A referrer (signature, SBOM, attestation) the import found for a manifest it copies
+/// (WIT `referrer`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReferrerInfo {
+    pub digest: String,
+    /// The manifest it refers to.
+    pub subject: String,
+    pub artifact_type: String,
+    pub kind: crate::referrer::Kind,
+    /// The cosign tag it is kept under (`sha256-<hex>.sig`), when it was found by one.
+    pub tag: Option<String>,
+    /// Written to the target.
+    pub copied: bool,
+}
+
 #[derive(Clone, Debug)]
 pub struct Status {
     pub phase: Phase,
@@ -242,6 +261,9 @@ pub struct Status {
     /// once resolving is over.
     pub manifests: Vec<ManifestInfo>,
     pub blobs: Vec<BlobProgress>,
+    /// Referrers of the copied manifests, in the order they are written; filled in once
+    /// resolving is over.
+    pub referrers: Vec<ReferrerInfo>,
     pub digest: Option<String>,
     pub target_reference: Option<String>,
     pub error: Option<ImportError>,
@@ -254,6 +276,7 @@ impl Status {
             phase: Phase::Resolving,
             manifests: Vec::new(),
             blobs: Vec::new(),
+            referrers: Vec::new(),
             digest: None,
             target_reference: None,
             error: None,

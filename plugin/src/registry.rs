@@ -40,6 +40,8 @@ pub struct Settings {
     /// Registries whose credentials the host adds on its side of `wasi:http`: a 401 there
     /// means they were refused, although this client holds none.
     pub host_credentials: HashSet<String>,
+    /// The longest `Retry-After` waited for inside a request.
+    pub max_retry_wait: std::time::Duration,
 }
 
 impl Settings {
@@ -81,7 +83,16 @@ impl Settings {
             },
             timeouts,
             host_credentials: HashSet::new(),
+            max_retry_wait: retry::RETRY_AFTER_CAP,
         })
+    }
+
+    /// Waits at most `ms` for a `Retry-After` (0: the default, two minutes).
+    pub fn with_max_retry_wait(mut self, ms: u32) -> Self {
+        if ms > 0 {
+            self.max_retry_wait = std::time::Duration::from_millis(u64::from(ms));
+        }
+        self
     }
 
     /// Marks the registries whose credentials the host adds.
@@ -306,7 +317,9 @@ impl Client {
             let retry_after = response
                 .header("retry-after")
                 .and_then(retry::parse_retry_after);
-            if retry::is_retryable_status(status) && retry::worth_waiting(retry_after) {
+            if retry::is_retryable_status(status)
+                && retry::worth_waiting(retry_after, self.settings.max_retry_wait)
+            {
                 attempt += 1;
                 if attempt <= self.settings.max_retries {
                     if status == 429 {
@@ -569,6 +582,10 @@ impl Client {
         Ok((bytes, media, digest))
     }
 
+    /// Pushes a manifest under `reference` (a tag, or its digest), naming its digest with
+    /// `?digest=` when given. Returns whether the registry processed the manifest's
+    /// `subject` (it answered `OCI-Subject`, as the OCI 1.1 spec has registries with the
+    /// referrers API do); a client must otherwise keep the referrers tag itself.
     pub async fn put_manifest(
         &self,
         registry: &str,
@@ -577,7 +594,7 @@ impl Client {
         digest: Option<&str>,
         media_type: &str,
         bytes: &[u8],
-    ) -> Result<(), ImportError> {
+    ) -> Result<bool, ImportError> {
         let mut path = format!("/v2/{repository}/manifests/{reference}");
         if let Some(digest) = digest {
             path = format!("{path}?digest={}", crate::url::encode(digest));
@@ -592,8 +609,9 @@ impl Client {
             .send(registry, &scopes, Method::Put, &path, &headers, Some(bytes))
             .await?;
         if response.status == 201 || response.status == 200 {
+            let took_subject = response.header("oci-subject").is_some();
             response.discard().await;
-            return Ok(());
+            return Ok(took_subject);
         }
         Err(self
             .error(

@@ -7,8 +7,9 @@ use std::time::Duration;
 pub const DEFAULT_RETRIES: u32 = 5;
 const BASE: Duration = Duration::from_millis(200);
 const CAP: Duration = Duration::from_secs(30);
-/// A server may not make us wait longer than this for one retry.
-const RETRY_AFTER_CAP: Duration = Duration::from_secs(120);
+/// A server may not make us wait longer than this for one retry, unless the request
+/// allows longer (`options.max-retry-wait-ms`).
+pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(120);
 
 /// Whether an HTTP status is worth another attempt.
 pub fn is_retryable_status(status: u16) -> bool {
@@ -28,12 +29,12 @@ pub fn delay(attempt: u32, random: f64, retry_after: Option<Duration>) -> Durati
     ceiling.mul_f64(random.clamp(0.0, 1.0)).max(BASE / 4)
 }
 
-/// Whether a server's `Retry-After` is short enough to wait for here. A longer one (an
-/// exhausted pull quota) ends the request at once as rate-limited: whoever runs the import
-/// then waits in the open (a sync run shows `waiting` until then) rather than behind a
-/// request that seems to hang.
-pub fn worth_waiting(retry_after: Option<Duration>) -> bool {
-    retry_after.is_none_or(|wait| wait <= RETRY_AFTER_CAP)
+/// Whether a server's `Retry-After` is short enough (at most `cap`) to wait for here. A
+/// longer one (an exhausted pull quota) ends the request at once as rate-limited: whoever
+/// runs the import then waits in the open (a task or sync run shows `waiting` until then)
+/// rather than behind a request that seems to hang.
+pub fn worth_waiting(retry_after: Option<Duration>, cap: Duration) -> bool {
+    retry_after.is_none_or(|wait| wait <= cap)
 }
 
 /// Parses `Retry-After` in its delta-seconds form. The HTTP-date form is rare from
@@ -74,10 +75,14 @@ mod tests {
             delay(1, 0.5, Some(Duration::from_secs(3600))),
             RETRY_AFTER_CAP
         );
-        assert!(worth_waiting(None) && worth_waiting(Some(RETRY_AFTER_CAP)));
-        assert!(!worth_waiting(Some(
-            RETRY_AFTER_CAP + Duration::from_secs(1)
-        )));
+        let cap = RETRY_AFTER_CAP;
+        assert!(worth_waiting(None, cap) && worth_waiting(Some(cap), cap));
+        assert!(!worth_waiting(Some(cap + Duration::from_secs(1)), cap));
+        // A request may allow less.
+        assert!(!worth_waiting(
+            Some(Duration::from_secs(3)),
+            Duration::from_secs(1)
+        ));
         assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
     }

@@ -68,7 +68,7 @@ fn a_plugin_pushed_to_one_host_runs_the_imports_of_another() {
     let first_dir = tempfile::tempdir().unwrap();
     let first = HoistServer::start(test_config(first_dir.path(), &[]));
     first.project("plugins", true);
-    let tagged = format!("{}/plugins/hoist-plugin:0.2.0", first.host());
+    let tagged = format!("{}/plugins/hoist-plugin:0.3.0", first.host());
     let pinned = push(Path::new(PLUGIN_WASM), &tagged, true);
 
     // The layout WebAssembly components ship in, as skopeo reads it.
@@ -141,7 +141,7 @@ fn a_plugin_pushed_to_one_host_runs_the_imports_of_another() {
 #[test]
 fn a_plugin_whose_manifest_is_not_the_pinned_one_is_refused() {
     let registry = Registry::start(Auth::None);
-    let reference = format!("{}/hoist/hoist-plugin:0.2.0", registry.host());
+    let reference = format!("{}/hoist/hoist-plugin:0.3.0", registry.host());
     let pinned = push(Path::new(PLUGIN_WASM), &reference, false);
 
     // A mirror that answers with other content under the pinned digest: the same
@@ -192,12 +192,12 @@ fn a_plugin_artifact_of_an_unknown_contract_version_is_refused() {
     let old = dir.path().join("old-plugin.wat");
     std::fs::write(
         &old,
-        r#"(component (instance $i) (export "hoist:plugin/reference@0.1.0" (instance $i)))"#,
+        r#"(component (instance $i) (export "hoist:plugin/reference@0.2.0" (instance $i)))"#,
     )
     .unwrap();
     let pinned = push(
         &old,
-        &format!("{}/hoist/hoist-plugin:0.1.0", registry.host()),
+        &format!("{}/hoist/hoist-plugin:0.3.0", registry.host()),
         false,
     );
     let mut config = test_config(&dir.path().join("data"), &[]);
@@ -206,8 +206,8 @@ fn a_plugin_artifact_of_an_unknown_contract_version_is_refused() {
     let refused = start_error(&config);
     assert!(
         refused.contains(&format!("loading the plugin {pinned}"))
-            && refused.contains("hoist:plugin@0.1.0")
-            && refused.contains("hoist:plugin@0.2.x"),
+            && refused.contains("hoist:plugin@0.2.0")
+            && refused.contains("hoist:plugin@0.3.x"),
         "{refused}"
     );
 }

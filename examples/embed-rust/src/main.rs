@@ -22,12 +22,12 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-use hoist::plugin::types::{ImportRequest, Options, Phase};
+use hoist::plugin::types::{ImportRequest, Options, Phase, ReferrerOptions};
 
 /// The contract this host speaks. For 0.x the minor version is the breaking one, so any
-/// `hoist:plugin@0.2.*` will do and nothing else.
+/// `hoist:plugin@0.3.*` will do and nothing else.
 const CONTRACT: &str = "hoist:plugin/";
-const VERSION: &str = "0.2.";
+const VERSION: &str = "0.3.";
 /// How long one `advance` call may work before it reports, in milliseconds.
 const BUDGET_MS: u32 = 200;
 
@@ -108,6 +108,14 @@ async fn main() -> Result<()> {
             copy_foreign_layers: false,
             timeouts: None,
             host_credentials: Vec::new(),
+            // Signatures, SBOMs and attestations travel with the image by default.
+            referrers: ReferrerOptions {
+                skip: false,
+                artifact_types: Vec::new(),
+                require_signature: false,
+            },
+            max_bytes_per_second: 0,
+            max_retry_wait_ms: 0,
         },
         // Standalone use: credentials would go here, one per registry.
         credentials: Vec::new(),
