@@ -28,6 +28,11 @@ pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
+/// Now, as RFC 3339 in UTC to the millisecond: `2026-12-01T07:33:52.123Z`.
+pub fn now_rfc3339_millis() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
 /// Milliseconds since the epoch as RFC 3339 in UTC to the second.
 pub fn rfc3339_of_ms(ms: i64) -> String {
     let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));

@@ -153,6 +153,11 @@ pub struct ImportsConfig {
     /// from `plugin_password_file` or `HOIST_PLUGIN_PASSWORD`, never from this file.
     pub plugin_username: Option<String>,
     pub plugin_password_file: Option<PathBuf>,
+    /// The longest `Retry-After` an import waits for inside the plugin. A source that
+    /// asks for longer (an exhausted pull quota) leaves the task `waiting`, in the open
+    /// and holding no worker, until the time it named.
+    #[serde(with = "humantime_serde")]
+    pub max_retry_wait: std::time::Duration,
 }
 
 impl Default for ImportsConfig {
@@ -164,6 +169,7 @@ impl Default for ImportsConfig {
             plugin_allow_tag: false,
             plugin_username: None,
             plugin_password_file: None,
+            max_retry_wait: std::time::Duration::from_secs(120),
         }
     }
 }
@@ -194,6 +200,9 @@ pub struct SourceRegistry {
     /// (`RateLimit-Remaining`) stays above this many pulls; below, the run waits,
     /// visibly, for the quota to come back.
     pub quota_floor: Option<u64>,
+    /// The bandwidth cap, in bytes per second, of each import from it whose request
+    /// names none (reads from the source, the whole import together).
+    pub max_bytes_per_second: Option<u64>,
 }
 
 impl Default for Config {
@@ -305,6 +314,12 @@ impl Config {
                     "registries.\"{name}\".max_requests_per_second must be a positive number"
                 );
             }
+            if r.max_bytes_per_second == Some(0) {
+                anyhow::bail!(
+                    "registries.\"{name}\".max_bytes_per_second must be at least 1; leave it \
+                     out for no cap"
+                );
+            }
             if r.max_concurrent_requests == Some(0) {
                 anyhow::bail!("registries.\"{name}\".max_concurrent_requests must be at least 1");
             }
@@ -319,6 +334,7 @@ impl Config {
                         max_in_flight: r.max_concurrent_requests,
                     },
                     quota_floor: r.quota_floor,
+                    max_bytes_per_second: r.max_bytes_per_second,
                 },
             );
         }
@@ -420,10 +436,15 @@ mod tests {
             max_requests_per_second = 5
             max_concurrent_requests = 4
             quota_floor = 20
+            max_bytes_per_second = 16777216
             "#,
         )
         .unwrap();
         assert_eq!(settings.quota_floor("docker.io"), Some(20));
+        assert_eq!(settings.max_bytes_per_second("docker.io"), Some(16 << 20));
+        assert_eq!(settings.max_bytes_per_second("ghcr.io"), None);
+        let err = read("[registries.\"x.io\"]\nmax_bytes_per_second = 0").unwrap_err();
+        assert!(err.to_string().contains("max_bytes_per_second"), "{err}");
         assert_eq!(settings.quota_floor("ghcr.io"), None);
         let err = read("[registries.\"x.io\"]\nmax_requests_per_second = 0").unwrap_err();
         assert!(

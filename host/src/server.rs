@@ -153,6 +153,7 @@ pub async fn build(config: &Config, password: Option<String>) -> Result<Host> {
             per_registry: config.imports.per_registry,
             registries,
             target,
+            max_retry_wait: config.imports.max_retry_wait,
         },
         Some(own),
     );

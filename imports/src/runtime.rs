@@ -381,6 +381,7 @@ fn failed_before_start(error: PluginError) -> Status {
         blobs_done: 0,
         blobs_total: 0,
         blobs: Vec::new(),
+        referrers: Vec::new(),
         digest: None,
         target_reference: None,
         error: Some(error),

@@ -20,6 +20,8 @@ pub struct SourceSettings {
     pub limits: Limits,
     /// Scheduled sync copies from it only while the quota it reports stays above this.
     pub quota_floor: Option<u64>,
+    /// The bandwidth cap of each import from it that names none, in bytes per second.
+    pub max_bytes_per_second: Option<u64>,
 }
 
 /// Every configured source registry, by the name references give it (`docker.io`).
@@ -90,6 +92,11 @@ impl RegistrySettings {
     /// The quota below which scheduled sync stops copying from `registry`.
     pub fn quota_floor(&self, registry: &str) -> Option<u64> {
         self.registries.get(registry)?.quota_floor
+    }
+
+    /// The bandwidth cap of an import from `registry` that names none.
+    pub fn max_bytes_per_second(&self, registry: &str) -> Option<u64> {
+        self.registries.get(registry)?.max_bytes_per_second
     }
 
     /// Extra CA certificates per registry, for the pooled client.

@@ -8,9 +8,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use hoist_common::clock::now_rfc3339;
 use hoist_imports::contract::{PluginError, RequestField, error_parts};
-use hoist_imports::tasks::model::{Task, TaskState, platforms_of};
+use hoist_imports::tasks::model::{ReferrerOptions, Task, TaskState, platforms_of};
 use hoist_imports::tasks::{SourceAuth, Submitted};
 use hoist_registry::Action;
 use serde::{Deserialize, Serialize};
@@ -27,6 +26,12 @@ pub struct ImportBody {
     /// `os/arch[/variant]` filters; all platforms when absent.
     #[serde(default)]
     platforms: Vec<String>,
+    /// Which referrers travel with the image; all of them when absent.
+    #[serde(default)]
+    referrer_options: ReferrerOptions,
+    /// A bandwidth cap on the import's source reads, in bytes per second; the source
+    /// registry's configured default when absent.
+    max_bytes_per_second: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -55,10 +60,9 @@ fn accepted(submitted: Submitted) -> Result<Accepted, ApiError> {
                     running.id, running.source, running.target, running.id
                 ),
             )
-            .field(if differs == "platforms" {
-                "platforms"
-            } else {
-                "auth"
+            .field(match differs {
+                "credentials" => "auth",
+                field => field,
             }));
         }
     };
@@ -107,32 +111,28 @@ async fn prepare(
         .await?
         .map_err(|e| plugin_field_error(&e))?;
     platforms_of(&body.platforms).map_err(|m| ApiError::bad_request("platforms", m))?;
-    Ok(Task {
-        id: hoist_common::random::id(),
-        project: project.to_owned(),
-        source: source.to_owned(),
-        source_canonical: names.source.canonical,
-        target: names.target_reference,
-        platforms: body.platforms.clone(),
-        state: TaskState::Queued,
-        phase: None,
-        bytes_done: 0,
-        bytes_total: 0,
-        blobs_done: 0,
-        blobs_total: 0,
-        blobs: Vec::new(),
-        digest: None,
-        target_reference: None,
-        error: None,
-        warnings: Vec::new(),
-        authenticated: body.auth.is_some(),
-        created_by: caller.0.name(),
-        created_at: now_rfc3339(),
-        started_at: None,
-        finished_at: None,
-        attempts: 0,
-        quota: None,
-    })
+    body.referrer_options
+        .check()
+        .map_err(|m| ApiError::bad_request("referrer_options", m))?;
+    if body.max_bytes_per_second == Some(0) {
+        return Err(ApiError::bad_request(
+            "max_bytes_per_second",
+            "a bandwidth cap must be at least 1 byte per second; leave it out for the \
+             registry's default",
+        ));
+    }
+    let mut task = Task::queued(
+        project,
+        source,
+        names.source.canonical,
+        names.target_reference,
+        caller.0.name(),
+    );
+    task.platforms.clone_from(&body.platforms);
+    task.authenticated = body.auth.is_some();
+    task.referrer_options = body.referrer_options.clone();
+    task.max_bytes_per_second = body.max_bytes_per_second;
+    Ok(task)
 }
 
 /// A plugin's refusal of an input, as a 400 naming the field the plugin named.

@@ -101,7 +101,7 @@ impl TaskStore for HostStore {
         Ok(self.db.with_connection(|conn| {
             conn.query_row(
                 "SELECT body FROM tasks WHERE source_canonical = ?1 AND target = ?2
-                 AND state IN ('queued', 'running') ORDER BY seq LIMIT 1",
+                 AND state IN ('queued', 'running', 'waiting') ORDER BY seq LIMIT 1",
                 [source_canonical, target],
                 |r| decode(r.get(0)?),
             )
@@ -141,7 +141,7 @@ impl TaskStore for HostStore {
     fn unfinished(&self) -> Result<Vec<Task>> {
         Ok(self.db.with_connection(|conn| {
             let mut stmt = conn.prepare(
-                "SELECT body FROM tasks WHERE state IN ('queued', 'running') ORDER BY seq",
+                "SELECT body FROM tasks WHERE state IN ('queued', 'running', 'waiting') ORDER BY seq",
             )?;
             let rows = stmt.query_map([], |r| decode(r.get(0)?))?;
             rows.collect::<rusqlite::Result<Vec<_>>>()

@@ -253,7 +253,7 @@ impl Rule {
             known,
             prune_keep_minimum: self.prune.map(|p| p.keep_minimum),
             estimate_bytes,
-            options: empty_options(),
+            options: contract::default_options(),
             credentials: Vec::new(),
         }
     }
@@ -281,20 +281,6 @@ fn contract_selection(spec: &TagSpec) -> contract::TagSelection {
         prereleases: spec.prereleases,
         newest: spec.newest,
         digests: spec.digests.clone(),
-    }
-}
-
-fn empty_options() -> contract::Options {
-    contract::Options {
-        endpoints: Vec::new(),
-        insecure_registries: Vec::new(),
-        concurrency: 0,
-        max_retries: 0,
-        chunk_size: None,
-        mount_from: Vec::new(),
-        copy_foreign_layers: false,
-        timeouts: None,
-        host_credentials: Vec::new(),
     }
 }
 

@@ -647,32 +647,15 @@ impl SyncRunner {
             .source_reference
             .clone()
             .context("the plan gave no source for this item")?;
-        let task = Task {
-            id: hoist_common::random::id(),
-            project: rule.project.clone(),
-            source: source.clone(),
-            source_canonical: source,
-            target: item.target_reference.clone(),
-            platforms: rule.platforms.clone(),
-            state: TaskState::Queued,
-            phase: None,
-            bytes_done: 0,
-            bytes_total: 0,
-            blobs_done: 0,
-            blobs_total: 0,
-            blobs: Vec::new(),
-            digest: None,
-            target_reference: None,
-            error: None,
-            warnings: Vec::new(),
-            authenticated: auth.is_some(),
-            created_by: format!("sync rule {} (run {})", rule.name, run.id),
-            created_at: now_rfc3339(),
-            started_at: None,
-            finished_at: None,
-            attempts: 0,
-            quota: None,
-        };
+        let mut task = Task::queued(
+            &rule.project,
+            &source,
+            source.clone(),
+            item.target_reference.clone(),
+            format!("sync rule {} (run {})", rule.name, run.id),
+        );
+        task.platforms.clone_from(&rule.platforms);
+        task.authenticated = auth.is_some();
         Ok(match self.inner.tasks.submit(task, auth).await? {
             Submitted::New(task) | Submitted::Merged(task) => task.id,
             Submitted::Conflict { running, differs } => anyhow::bail!(

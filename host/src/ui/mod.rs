@@ -28,6 +28,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use hoist_common::clock::rfc3339_of_ms;
+use hoist_plugin::referrer::Kind;
 use hoist_registry::{Action, Registry};
 use serde::Serialize;
 
@@ -171,6 +172,44 @@ struct TagRow {
     origin: &'static str,
     imported_from: Option<String>,
     import_task: Option<String>,
+    /// What refers to the tagged manifest, as a person reads it: `signed, SBOM`; empty
+    /// when nothing does.
+    referrers: String,
+}
+
+/// Whether a tag stands for a referrer rather than an image: the referrers tag schema's
+/// `sha256-<hex>` and cosign's `sha256-<hex>.sig`/`.att`/`.sbom`. The page shows them
+/// under the image they belong to, not as images.
+fn is_referrer_tag(tag: &str) -> bool {
+    let Some((alg, rest)) = tag.split_once('-') else {
+        return false;
+    };
+    let hex = rest.split_once('.').map_or(rest, |(hex, _)| hex);
+    matches!(alg, "sha256" | "sha512")
+        && hex.len() >= 64
+        && hex.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The kinds of what refers to `digest` in `repository`: its referrers, by artifact
+/// type, and cosign's legacy tags beside it.
+fn referrer_kinds(
+    db: &hoist_registry::Metadata,
+    repository: &str,
+    digest: &str,
+    tags: &std::collections::HashSet<(String, String)>,
+) -> anyhow::Result<String> {
+    let mut kinds: Vec<Kind> = db
+        .referrers(repository, digest, None)?
+        .iter()
+        .map(|m| Kind::of(m.artifact_type.as_deref().unwrap_or(""), None))
+        .collect();
+    for suffix in hoist_plugin::referrer::COSIGN_SUFFIXES {
+        let tag = hoist_plugin::referrer::cosign_tag(digest, suffix);
+        if tags.contains(&(repository.to_owned(), tag.clone())) {
+            kinds.push(Kind::of("", Some(&tag)));
+        }
+    }
+    Ok(hoist_plugin::referrer::summary(kinds))
 }
 
 /// Tags the page shows at most; a project with more is better served by the API.
@@ -197,10 +236,17 @@ async fn project_tags(
         if !caller.may(&format!("{project}/_"), found.public, Action::Pull) {
             return Ok(Ok(None));
         }
-        Ok(Ok(Some((
-            db.project_repositories(&project)?,
-            db.project_tags(&project, TAG_LIMIT)?,
-        ))))
+        let tags = db.project_tags(&project, TAG_LIMIT)?;
+        let names: std::collections::HashSet<(String, String)> = tags
+            .iter()
+            .map(|t| (t.repository.clone(), t.tag.clone()))
+            .collect();
+        let mut images = Vec::new();
+        for t in tags.into_iter().filter(|t| !is_referrer_tag(&t.tag)) {
+            let kinds = referrer_kinds(db, &t.repository, &t.digest, &names)?;
+            images.push((t, kinds));
+        }
+        Ok(Ok(Some((db.project_repositories(&project)?, images))))
     })
     .await;
     let (repositories, tags) = match listed {
@@ -225,7 +271,7 @@ async fn project_tags(
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     };
     let mut rows = Vec::with_capacity(tags.len());
-    for t in tags {
+    for (t, referrers) in tags {
         let summary = state.registry.summarize(&t.digest).await;
         rows.push(TagRow {
             size: summary.size,
@@ -242,6 +288,7 @@ async fn project_tags(
             media_type: t.media_type,
             imported_from: t.imported_from,
             import_task: t.import_task,
+            referrers,
         });
     }
     Json(serde_json::json!({"repositories": repositories, "tags": rows})).into_response()

@@ -7,7 +7,9 @@ pub mod model;
 use crate::boundary::credentials::{HostCredential, Secret};
 use crate::boundary::own_registry::{InternalGrant, OwnRegistryRoute};
 use crate::boundary::pacing::Quota;
-use crate::contract::{ImportRequest, Options, Phase, PlanStatus, RegistryEndpoints, SyncRequest};
+use crate::contract::{
+    self, ImportRequest, Options, Phase, PlanStatus, RegistryEndpoints, SyncRequest,
+};
 use crate::runtime::{ImportAccess, PluginRuntime};
 use crate::sealed::SecretBox;
 use crate::settings::RegistrySettings;
@@ -25,6 +27,9 @@ use tokio::sync::{Semaphore, watch};
 /// API and its event stream) is fed on every report; the database only needs enough to
 /// show progress after a restart.
 const PERSIST_EVERY: Duration = Duration::from_secs(1);
+/// Times one task waits for its source's quota before it fails as rate-limited: a source
+/// that keeps refusing after that many of its own waits needs a person.
+const MAX_QUOTA_WAITS: u32 = 3;
 
 /// Where tasks are kept. The SQLite metadata store implements it; so can PostgreSQL,
 /// whose `SELECT … FOR UPDATE SKIP LOCKED` would let replicas share the queue.
@@ -71,6 +76,9 @@ pub struct RunnerConfig {
     pub registries: RegistrySettings,
     /// Where imports write when it is not the host's own registry.
     pub target: Option<ExternalTarget>,
+    /// The longest `Retry-After` an import waits for inside the plugin; longer ones leave
+    /// the task `waiting`.
+    pub max_retry_wait: Duration,
 }
 
 /// An external registry that imports write to, with the account the host pushes as.
@@ -90,6 +98,7 @@ impl Default for RunnerConfig {
             per_registry: 2,
             registries: RegistrySettings::default(),
             target: None,
+            max_retry_wait: Duration::from_secs(120),
         }
     }
 }
@@ -133,7 +142,8 @@ pub enum Submitted {
     /// The same import was already queued or running; this is it.
     Merged(Task),
     /// An import of the same source into the same target is queued or running with other
-    /// options (`differs`: "platforms" or "credentials"). Merging would drop this
+    /// options (`differs`: "platforms", "referrer_options", "max_bytes_per_second" or
+    /// "credentials"). Merging would drop this
     /// request's options, and running both would race on the tag: the caller is refused.
     Conflict {
         running: Task,
@@ -205,7 +215,8 @@ impl TaskRunner {
     }
 
     /// What makes `wanted` another import than `running` of the same source and target:
-    /// other platforms, or other source credentials (compared opened, in memory only).
+    /// other platforms, referrer options or bandwidth cap, or other source credentials
+    /// (compared opened, in memory only).
     async fn differs(
         &self,
         running: &Task,
@@ -220,6 +231,12 @@ impl TaskRunner {
         };
         if set(running) != set(wanted) {
             return Ok(Some("platforms"));
+        }
+        if running.referrer_options != wanted.referrer_options {
+            return Ok(Some("referrer_options"));
+        }
+        if running.max_bytes_per_second != wanted.max_bytes_per_second {
+            return Ok(Some("max_bytes_per_second"));
         }
         let id = running.id.clone();
         let sealed = self.db(move |store| store.sealed_credentials(&id)).await?;
@@ -331,6 +348,7 @@ impl TaskRunner {
         task.bytes_done = 0;
         task.blobs_done = 0;
         task.blobs.clear();
+        task.referrers.clear();
         task.warnings.clear();
     }
 
@@ -362,23 +380,113 @@ impl TaskRunner {
     }
 
     async fn run(&self, mut task: Task, progress: watch::Sender<Task>, cancel: Arc<AtomicBool>) {
-        let _worker = self.inner.workers.clone().acquire_owned().await;
         let registry = registry_of(&task.source_canonical).to_owned();
-        let _registry = self.registry_limit(&registry).acquire_owned().await;
-        if cancel.load(Ordering::SeqCst) {
-            task.state = TaskState::Cancelled;
-            task.error = Some(TaskError {
-                code: "cancelled".into(),
-                message: "the import was cancelled before it started".into(),
-            });
-            task.finished_at = Some(now_rfc3339());
-            self.finish(&task, &progress).await;
-            return;
+        let mut waits = 0;
+        loop {
+            // A task restored while waiting waits out the rest of its time first.
+            if task.state == TaskState::Waiting && !self.wait(&mut task, &progress, &cancel).await {
+                break;
+            }
+            {
+                let _worker = self.inner.workers.clone().acquire_owned().await;
+                let _registry = self.registry_limit(&registry).acquire_owned().await;
+                if cancel.load(Ordering::SeqCst) {
+                    task.state = TaskState::Cancelled;
+                    task.error = Some(TaskError {
+                        code: "cancelled".into(),
+                        message: "the import was cancelled before it started".into(),
+                    });
+                    break;
+                }
+                self.attempt(&mut task, &progress, &cancel, &registry).await;
+            }
+            // A source that asked, with a 429, to be left alone for longer than the
+            // plugin waits by itself: the task waits in the open, holding no worker,
+            // and runs again then (skipping the blobs it already copied).
+            let refused_for_quota = task.state == TaskState::Failed
+                && task
+                    .error
+                    .as_ref()
+                    .is_some_and(|e| e.code == "rate_limited");
+            let until = self
+                .source_resume_at(&registry)
+                .filter(|t| *t > hoist_common::clock::now_ms());
+            match until {
+                Some(until) if refused_for_quota && waits < MAX_QUOTA_WAITS => {
+                    waits += 1;
+                    task.state = TaskState::Waiting;
+                    let at = hoist_common::clock::rfc3339_of_ms(until);
+                    task.warnings.push(format!(
+                        "{registry} refused the import for quota until {at}; it runs again then"
+                    ));
+                    task.waiting_until = Some(at);
+                    self.record(&task, "a wait for the source's quota").await;
+                    progress.send_replace(task.clone());
+                }
+                _ => break,
+            }
         }
+        task.waiting_until = None;
+        task.finished_at = Some(now_rfc3339());
+        tracing::info!(
+            task = %task.id,
+            state = task.state.as_str(),
+            source = %task.source_canonical,
+            target = %task.target,
+            "import finished"
+        );
+        self.finish(&task, &progress).await;
+    }
+
+    /// Waits until the task's `waiting_until`, or until it is cancelled (then false, with
+    /// the task cancelled).
+    async fn wait(
+        &self,
+        task: &mut Task,
+        progress: &watch::Sender<Task>,
+        cancel: &AtomicBool,
+    ) -> bool {
+        let until = task
+            .waiting_until
+            .as_deref()
+            .and_then(hoist_common::clock::ms_of_rfc3339)
+            .unwrap_or(0);
+        loop {
+            if cancel.load(Ordering::SeqCst) {
+                task.state = TaskState::Cancelled;
+                task.error = Some(TaskError {
+                    code: "cancelled".into(),
+                    message: "the import was cancelled while it waited for the source's quota"
+                        .into(),
+                });
+                return false;
+            }
+            let left = until - hoist_common::clock::now_ms();
+            if left <= 0 {
+                break;
+            }
+            // Short naps, so that a cancel is seen at once.
+            tokio::time::sleep(Duration::from_millis(left.clamp(1, 250) as u64)).await;
+        }
+        task.waiting_until = None;
+        progress.send_replace(task.clone());
+        true
+    }
+
+    /// Runs the import once, leaving the task succeeded, failed or cancelled.
+    async fn attempt(
+        &self,
+        task: &mut Task,
+        progress: &watch::Sender<Task>,
+        cancel: &AtomicBool,
+        registry: &str,
+    ) {
         task.state = TaskState::Running;
+        task.error = None;
+        task.waiting_until = None;
         task.attempts += 1;
         task.started_at = Some(now_rfc3339());
-        self.record(&task, "a task start").await;
+        self.record(task, "a task start").await;
         progress.send_replace(task.clone());
 
         // What the host noted (a restart) stays beside what the plugin reports.
@@ -397,7 +505,7 @@ impl TaskRunner {
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let persister = tokio::spawn(self.clone().persist(progress.subscribe(), stopped));
         let started_ms = hoist_common::clock::now_ms();
-        let outcome = match self.request_and_access(&task, sealed) {
+        let outcome = match self.request_and_access(task, sealed) {
             Ok((request, access)) => {
                 let result = self
                     .inner
@@ -406,7 +514,7 @@ impl TaskRunner {
                         task.apply(status);
                         task.warnings.splice(0..0, host_notes.iter().cloned());
                         task.quota = self
-                            .source_quota(registry_of(&task.source_canonical), started_ms)
+                            .source_quota(registry, started_ms)
                             .or(task.quota.take());
                         progress.send_replace(task.clone());
                         !cancel.load(Ordering::SeqCst)
@@ -424,7 +532,7 @@ impl TaskRunner {
                 task.apply(&status);
                 task.warnings.splice(0..0, host_notes.iter().cloned());
                 task.quota = self
-                    .source_quota(registry_of(&task.source_canonical), started_ms)
+                    .source_quota(registry, started_ms)
                     .or(task.quota.take());
                 task.state = match status.phase {
                     Phase::Done => TaskState::Succeeded,
@@ -437,15 +545,6 @@ impl TaskRunner {
                 task.error = Some(host_error(message));
             }
         }
-        task.finished_at = Some(now_rfc3339());
-        tracing::info!(
-            task = %task.id,
-            state = task.state.as_str(),
-            source = %task.source_canonical,
-            target = %task.target,
-            "import finished"
-        );
-        self.finish(&task, &progress).await;
     }
 
     /// Writes a running task's progress at most every [`PERSIST_EVERY`], off the import's
@@ -512,7 +611,14 @@ impl TaskRunner {
             project: task.project.clone(),
             task: task.id.clone(),
         };
-        let (options, access) = self.options_and_access(registry, auth, grant);
+        let (mut options, access) = self.options_and_access(registry, auth, grant);
+        options.referrers = task.referrer_options.to_plugin();
+        options.max_bytes_per_second = task
+            .max_bytes_per_second
+            .or(self.inner.config.registries.max_bytes_per_second(registry))
+            .unwrap_or(0);
+        options.max_retry_wait_ms =
+            u32::try_from(self.inner.config.max_retry_wait.as_millis()).unwrap_or(u32::MAX);
         let request = ImportRequest {
             source: task.source_canonical.clone(),
             target: task.target.clone(),
@@ -583,13 +689,8 @@ impl TaskRunner {
                 })
                 .collect(),
             insecure_registries: insecure,
-            concurrency: 0,
-            max_retries: 0,
-            chunk_size: None,
-            mount_from: Vec::new(),
-            copy_foreign_layers: false,
-            timeouts: None,
             host_credentials,
+            ..contract::default_options()
         };
         (
             options,

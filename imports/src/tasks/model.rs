@@ -1,7 +1,7 @@
 //! An import task as the API shows it and the database keeps it: no secret in it, ever.
 
 use crate::boundary::pacing::Quota;
-use crate::contract::{self, BlobState, Phase, PluginError, Status, error_parts};
+use crate::contract::{self, BlobState, Phase, PluginError, ReferrerKind, Status, error_parts};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 pub enum TaskState {
     Queued,
     Running,
+    /// The source refused it for quota (a 429 whose `Retry-After` is longer than the
+    /// import waits for itself); it runs again at `waiting_until`.
+    Waiting,
     Succeeded,
     Failed,
     Cancelled,
@@ -19,6 +22,7 @@ impl TaskState {
         match self {
             TaskState::Queued => "queued",
             TaskState::Running => "running",
+            TaskState::Waiting => "waiting",
             TaskState::Succeeded => "succeeded",
             TaskState::Failed => "failed",
             TaskState::Cancelled => "cancelled",
@@ -29,6 +33,7 @@ impl TaskState {
         Some(match s {
             "queued" => TaskState::Queued,
             "running" => TaskState::Running,
+            "waiting" => TaskState::Waiting,
             "succeeded" => TaskState::Succeeded,
             "failed" => TaskState::Failed,
             "cancelled" => TaskState::Cancelled,
@@ -55,6 +60,83 @@ pub struct TaskBlob {
     pub state: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// Which referrers (signatures, SBOMs, attestations) travel with the image, as an import
+/// request asks. Absent fields take the defaults: copy every referrer, require none.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReferrerOptions {
+    /// Copy the image's referrers.
+    pub copy: bool,
+    /// Only referrers of these artifact types; empty means every type.
+    pub artifact_types: Vec<String>,
+    /// Refuse an image without a signature before writing anything.
+    pub require_signature: bool,
+}
+
+impl Default for ReferrerOptions {
+    fn default() -> Self {
+        Self {
+            copy: true,
+            artifact_types: Vec::new(),
+            require_signature: false,
+        }
+    }
+}
+
+/// At most this many artifact types in an allow-list.
+pub const MAX_ARTIFACT_TYPES: usize = 32;
+
+impl ReferrerOptions {
+    /// Checks the allow-list: each entry a media type (`type/subtype`), and few of them.
+    pub fn check(&self) -> Result<(), String> {
+        if self.artifact_types.len() > MAX_ARTIFACT_TYPES {
+            return Err(format!(
+                "{} artifact types were given; name at most {MAX_ARTIFACT_TYPES}",
+                self.artifact_types.len()
+            ));
+        }
+        for t in &self.artifact_types {
+            let media_type = t.len() <= 255
+                && t.split_once('/')
+                    .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty())
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/.+-_".contains(c));
+            if !media_type {
+                return Err(format!(
+                    "{t:?} is not an artifact type; write a media type such as \
+                     application/spdx+json"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The plugin's form.
+    pub fn to_plugin(&self) -> contract::ReferrerOptions {
+        contract::ReferrerOptions {
+            skip: !self.copy,
+            artifact_types: self.artifact_types.clone(),
+            require_signature: self.require_signature,
+        }
+    }
+}
+
+/// A referrer the import found, as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskReferrer {
+    pub digest: String,
+    /// The manifest it refers to.
+    pub subject: String,
+    pub artifact_type: String,
+    /// signature, sbom, attestation or other.
+    pub kind: String,
+    /// The cosign tag it stands under (`sha256-<hex>.sig`), when it was found by one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// Written to the target.
+    pub copied: bool,
 }
 
 /// A typed error: `code` for programs, `message` (with its hint) for people.
@@ -103,11 +185,70 @@ pub struct Task {
     /// task ran, when it reports one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<Quota>,
+    /// Which referrers travel with the image.
+    #[serde(default)]
+    pub referrer_options: ReferrerOptions,
+    /// The referrers found, parents before theirs, each marked once written.
+    #[serde(default)]
+    pub referrers: Vec<TaskReferrer>,
+    /// The ceiling on the import's source reads, in bytes per second, as asked; none
+    /// takes the source registry's configured default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes_per_second: Option<u64>,
+    /// While `waiting`: when the task runs again (RFC 3339), as the source asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_until: Option<String>,
+    /// When the plugin last reported progress, to the millisecond (RFC 3339), so that a
+    /// client can time what it sees (a bandwidth cap, a stall).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
 }
 
 impl Task {
+    /// A queued task with nothing done yet and the default options.
+    pub fn queued(
+        project: &str,
+        source: &str,
+        source_canonical: String,
+        target: String,
+        created_by: String,
+    ) -> Self {
+        Self {
+            id: hoist_common::random::id(),
+            project: project.to_owned(),
+            source: source.to_owned(),
+            source_canonical,
+            target,
+            platforms: Vec::new(),
+            state: TaskState::Queued,
+            phase: None,
+            bytes_done: 0,
+            bytes_total: 0,
+            blobs_done: 0,
+            blobs_total: 0,
+            blobs: Vec::new(),
+            digest: None,
+            target_reference: None,
+            error: None,
+            warnings: Vec::new(),
+            authenticated: false,
+            created_by,
+            created_at: hoist_common::clock::now_rfc3339(),
+            started_at: None,
+            finished_at: None,
+            attempts: 0,
+            quota: None,
+            referrer_options: ReferrerOptions::default(),
+            referrers: Vec::new(),
+            max_bytes_per_second: None,
+            waiting_until: None,
+            updated_at: None,
+        }
+    }
+
     /// Takes in a status report of the plugin.
     pub fn apply(&mut self, status: &Status) {
+        self.updated_at = Some(hoist_common::clock::now_rfc3339_millis());
         self.phase = Some(phase_name(status.phase).into());
         self.bytes_done = status.bytes_done;
         self.bytes_total = status.bytes_total;
@@ -126,6 +267,24 @@ impl Task {
                     state: state.into(),
                     error,
                 }
+            })
+            .collect();
+        self.referrers = status
+            .referrers
+            .iter()
+            .map(|r| TaskReferrer {
+                digest: r.digest.clone(),
+                subject: r.subject.clone(),
+                artifact_type: r.artifact_type.clone(),
+                kind: match r.kind {
+                    ReferrerKind::Signature => "signature",
+                    ReferrerKind::Sbom => "sbom",
+                    ReferrerKind::Attestation => "attestation",
+                    ReferrerKind::Other => "other",
+                }
+                .into(),
+                tag: r.tag.clone(),
+                copied: r.copied,
             })
             .collect();
         self.digest.clone_from(&status.digest);

@@ -127,6 +127,11 @@ const STEPS: &[&str] = &[
     // 6: who opened an upload session (an import task, through the authorizer), so that
     // the sessions of a task that died with its process are removed at once.
     "ALTER TABLE uploads ADD COLUMN owner TEXT;",
+    // 7: a task waiting for its source's quota is still active: a second import of it
+    // merges into it, and a restart resumes it.
+    "DROP INDEX tasks_active;
+     CREATE INDEX tasks_active ON tasks (source_canonical, target)
+         WHERE state IN ('queued', 'running', 'waiting');",
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

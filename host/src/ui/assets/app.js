@@ -339,7 +339,8 @@ async function loadTags() {
         : 'pushed';
       row.replaceChildren(
         td('Repository', h('span', { class: 'mono', text: repo(t) })),
-        td('Tag', h('span', { class: 'mono tag-name', text: t.tag })),
+        td('Tag', h('span', { class: 'mono tag-name', text: t.tag }),
+          t.referrers ? h('div', { class: 'hint tag-referrers', title: 'Signatures, SBOMs and attestations that refer to this image', text: t.referrers }) : ''),
         td('Digest', h('span', { class: 'mono', title: t.digest, text: shortDigest(t.digest) })),
         td('Size', bytes(t.size)),
         td('Platforms', t.platforms.length ? t.platforms.join(', ') : '–'),
@@ -382,6 +383,10 @@ function importForm(project) {
   const password = h('input', { type: 'password', id: 'import-password', autocomplete: 'new-password' });
   const platform = h('select', { id: 'import-platform' },
     h('option', { value: '', text: 'All platforms' }), PLATFORMS.map((p) => h('option', { value: p, text: p })));
+  const referrers = h('input', { type: 'checkbox', id: 'import-referrers', checked: true });
+  const requireSig = h('input', { type: 'checkbox', id: 'import-require-signature' });
+  const types = h('input', { type: 'text', id: 'import-artifact-types', autocomplete: 'off', spellcheck: 'false', placeholder: 'all types' });
+  const rate = h('input', { type: 'number', id: 'import-rate', min: '0.1', step: '0.1', placeholder: 'no limit' });
   const error = h('p', { id: 'import-error', class: 'field-msg error', role: 'alert' });
   const submit = h('button', { type: 'submit', id: 'import-submit', text: 'Import' });
   // The target fields follow the parse until the admin edits them.
@@ -399,6 +404,13 @@ function importForm(project) {
       h('div', {}, h('label', { for: 'import-username', text: 'User name' }), user),
       h('div', {}, h('label', { for: 'import-password', text: 'Password or token' }), password)));
 
+  const more = h('details', {},
+    h('summary', { text: 'Signatures, SBOMs and bandwidth' }),
+    h('label', { class: 'check' }, referrers, ' Copy signatures, SBOMs and attestations with the image'),
+    h('label', { class: 'check' }, requireSig, ' Refuse the image if it is not signed'),
+    h('label', { for: 'import-artifact-types', text: 'Only these artifact types (comma-separated)' }), types,
+    h('label', { for: 'import-rate', text: 'Bandwidth limit (MiB/s)' }), rate);
+
   const form = h('form', { id: 'import-form', class: 'card', novalidate: true, 'aria-labelledby': 'import-title' },
     h('h2', { id: 'import-title', text: 'Import image' }),
     h('label', { for: 'import-source', text: 'Source image' }), source, parsed,
@@ -407,7 +419,7 @@ function importForm(project) {
       h('div', {}, h('label', { for: 'import-tag', text: 'Target tag' }), tag)),
     h('p', { class: 'hint' }, 'Lands in ', h('span', { class: 'mono', id: 'import-target', text: project + '/…' })),
     h('label', { for: 'import-platform', text: 'Platform' }), platform,
-    creds, error,
+    more, creds, error,
     h('div', { class: 'actions' }, submit));
   const showTarget = () => {
     $('#import-target').textContent = project + '/' + (image.value || image.placeholder || '…') + (tag.value ? ':' + tag.value : '');
@@ -421,6 +433,11 @@ function importForm(project) {
     if (image.value.trim()) body.target_image = image.value.trim();
     if (tag.value.trim()) body.target_tag = tag.value.trim();
     if (platform.value) body.platforms = [platform.value];
+    const allowed = types.value.split(',').map((s) => s.trim()).filter(Boolean);
+    if (!referrers.checked || requireSig.checked || allowed.length) {
+      body.referrer_options = { copy: referrers.checked, require_signature: requireSig.checked, artifact_types: allowed };
+    }
+    if (rate.value) body.max_bytes_per_second = Math.round(Number(rate.value) * 1048576);
     if (user.value || password.value) body.auth = { username: user.value, password: password.value };
     // The secret leaves the page with this request and nowhere else.
     password.value = '';
@@ -430,10 +447,10 @@ function importForm(project) {
     const r = await api('POST', '/api/v1/projects/' + encodeURIComponent(project) + '/images/import', body);
     body.auth = undefined;
     submit.disabled = false;
-    for (const f of [source, image, tag]) f.removeAttribute('aria-invalid');
+    for (const f of [source, image, tag, types, rate]) f.removeAttribute('aria-invalid');
     if (r.status !== 202) {
       const field = r.data && r.data.error && r.data.error.field;
-      const target = { source_url: source, target_image: image, target_tag: tag }[field];
+      const target = { source_url: source, target_image: image, target_tag: tag, referrer_options: types, max_bytes_per_second: rate }[field];
       if (target) target.setAttribute('aria-invalid', 'true');
       error.textContent = errorText(r);
       return;
@@ -595,6 +612,25 @@ function renderTask(task) {
     children.push(h('div', { id: 'task-error', class: 'result error', role: 'alert' },
       h('p', {}, h('b', { text: task.error.code }), ': ', h('span', { id: 'task-error-message', text: task.error.message }))));
   }
+  if (task.state === 'waiting' && task.waiting_until) {
+    children.push(h('p', { id: 'task-waiting', class: 'result', role: 'status',
+      text: 'Waiting for the source\'s quota: the import runs again at ' + when(task.waiting_until) + '.' }));
+  }
+  if (task.referrers && task.referrers.length) {
+    const kinds = { signature: 'signed', sbom: 'SBOM', attestation: 'attestation', other: 'other artifacts' };
+    const seen = [...new Set(task.referrers.map((r) => kinds[r.kind] || r.kind))];
+    children.push(h('details', { open: task.referrers.length <= 6 },
+      h('summary', {}, 'Referrers: ', h('b', { id: 'task-referrers-summary', text: seen.join(', ') }),
+        ' (' + task.referrers.filter((r) => r.copied).length + ' of ' + task.referrers.length + ' copied)'),
+      h('div', { class: 'table-wrap' }, h('table', { id: 'task-referrers', class: 'cards' },
+        h('thead', {}, h('tr', {}, ['Digest', 'Kind', 'Artifact type', 'Of', 'Copied'].map((t) => h('th', { text: t })))),
+        h('tbody', {}, task.referrers.map((r) => h('tr', {},
+          td('Digest', h('span', { class: 'mono', title: r.digest, text: shortDigest(r.digest) })),
+          td('Kind', r.kind),
+          td('Artifact type', h('span', { class: 'mono', text: r.tag || r.artifact_type })),
+          td('Of', h('span', { class: 'mono', title: r.subject, text: shortDigest(r.subject) })),
+          td('Copied', r.copied ? 'yes' : 'not yet'))))))));
+  }
   if (task.quota) {
     const q = task.quota;
     children.push(h('p', { id: 'task-quota', class: 'hint', text: 'Source quota: ' + q.remaining +
@@ -639,7 +675,7 @@ async function taskAction(task, action) {
 
 function historySection() {
   const filter = h('select', { id: 'history-state', onchange: () => loadHistory() },
-    ['', 'queued', 'running', 'succeeded', 'failed', 'cancelled'].map((s) => h('option', { value: s, text: s || 'all' })));
+    ['', 'queued', 'running', 'waiting', 'succeeded', 'failed', 'cancelled'].map((s) => h('option', { value: s, text: s || 'all' })));
   return h('section', { class: 'card', 'aria-labelledby': 'history-title' },
     h('h2', { id: 'history-title', text: 'Import history' }),
     h('div', { class: 'toolbar' }, h('label', { for: 'history-state', text: 'State' }), filter,
@@ -658,7 +694,7 @@ async function loadHistory() {
   const r = await api('GET', '/api/v1/projects/' + encodeURIComponent(project) + '/tasks?limit=100' + (filter ? '&state=' + filter : ''));
   if (project !== state.project) return;
   if (r.status !== 200) { noteRow(body, errorText(r), 'error'); return; }
-  const active = r.data.tasks.filter((t) => t.state === 'queued' || t.state === 'running').map((t) => t.id);
+  const active = r.data.tasks.filter((t) => ['queued', 'running', 'waiting'].includes(t.state)).map((t) => t.id);
   if (state.active.some((id) => !active.includes(id))) loadTags();
   state.active = active;
   if (active.length) state.historyTimer = setTimeout(loadHistory, HISTORY_REFRESH_MS);
