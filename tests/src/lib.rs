@@ -144,15 +144,8 @@ pub fn request(source: &str, target: &str, insecure: &[&str]) -> ImportRequest {
         target: target.into(),
         platforms: Vec::new(),
         options: Options {
-            endpoints: Vec::new(),
             insecure_registries: insecure.iter().map(|s| s.to_string()).collect(),
-            concurrency: 0,
-            max_retries: 0,
-            chunk_size: None,
-            mount_from: Vec::new(),
-            copy_foreign_layers: false,
-            timeouts: None,
-            host_credentials: Vec::new(),
+            ..hoist_imports::contract::default_options()
         },
         credentials: Vec::new(),
     }
