@@ -6,7 +6,7 @@
 //! This runs the real `hoist-host` binary as a child process, so the kill is a real one:
 //! no destructor, no flush, no chance to tidy up.
 
-use hoist_tests::hoist_server::ADMIN_PASSWORD;
+use hoist_tests::hoist_server::admin_basic;
 use hoist_tests::host_process::HostProcess;
 use hoist_tests::wait_until;
 use sha2::{Digest as _, Sha256};
@@ -96,14 +96,6 @@ fn digest_of(mut reader: impl Read) -> (String, u64) {
     (format!("sha256:{:x}", hasher.finalize()), total)
 }
 
-fn basic() -> String {
-    use base64::Engine;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN_PASSWORD}"))
-    )
-}
-
 fn agent() -> ureq::Agent {
     ureq::AgentBuilder::new()
         .timeout_connect(Duration::from_secs(5))
@@ -113,7 +105,7 @@ fn agent() -> ureq::Agent {
 
 /// Sends a request as the admin, returning any status as a response.
 fn send(req: ureq::Request, body: Option<&mut dyn Read>) -> ureq::Response {
-    let req = req.set("authorization", &basic());
+    let req = req.set("authorization", &admin_basic());
     let result = match body {
         Some(body) => req.send(body),
         None => req.call(),
@@ -250,7 +242,7 @@ fn a_host_killed_mid_upload_keeps_no_partial_blob_and_the_upload_resumes() {
             };
             agent()
                 .request("PATCH", &url)
-                .set("authorization", &basic())
+                .set("authorization", &admin_basic())
                 .send(&mut body)
                 .map(|r| r.status())
                 .is_ok()
@@ -319,7 +311,7 @@ fn a_host_killed_mid_upload_keeps_no_partial_blob_and_the_upload_resumes() {
         "PUT {location}?digest={digest} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\n\
          Content-Length: 0\r\nConnection: close\r\n\r\n",
         host.host(),
-        basic()
+        admin_basic()
     )
     .unwrap();
     put.flush().unwrap();
