@@ -8,9 +8,10 @@ use crate::metrics::Metrics;
 use crate::names;
 use crate::options::RegistryOptions;
 use crate::storage::{FsStorage, Storage};
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
 /// The registry: its stores and settings. Cheap to clone.
 #[derive(Clone)]
@@ -164,11 +165,7 @@ impl Registry {
 
     pub(crate) async fn lock_upload(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = {
-            let mut locks = self
-                .inner
-                .upload_locks
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut locks = self.inner.upload_locks.lock();
             locks.retain(|_, l| l.strong_count() > 0);
             match locks.get(id).and_then(Weak::upgrade) {
                 Some(lock) => lock,
