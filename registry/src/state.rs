@@ -101,7 +101,7 @@ impl Registry {
         &self.inner.metrics
     }
 
-    pub fn options(&self) -> &RegistryOptions {
+    pub(crate) fn options(&self) -> &RegistryOptions {
         &self.inner.options
     }
 
@@ -119,7 +119,7 @@ impl Registry {
     }
 
     /// Whether the database answers and the store takes writes, for `/readyz`.
-    pub async fn ready(&self) -> std::result::Result<(), String> {
+    pub(crate) async fn ready(&self) -> std::result::Result<(), String> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             this.inner

@@ -21,7 +21,6 @@ use parking_lot::{Mutex, MutexGuard};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use std::path::Path;
-use std::sync::Arc;
 
 pub struct Metadata {
     conn: Mutex<Connection>,
@@ -42,7 +41,8 @@ impl Metadata {
         Self::opened(conn)
     }
 
-    pub fn in_memory() -> Result<Self> {
+    #[cfg(test)]
+    pub(crate) fn in_memory() -> Result<Self> {
         Self::opened(Connection::open_in_memory()?)
     }
 
@@ -61,18 +61,9 @@ impl Metadata {
         self.conn.lock()
     }
 
-    /// Runs `f` on a blocking thread, so that a query never holds up the async workers
-    /// that serve requests.
-    pub async fn run<T: Send + 'static>(
-        self: &Arc<Self>,
-        f: impl FnOnce(&Metadata) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || f(&this)).await?
-    }
-
     /// The connection, for the tables other crates keep in this file (the host's import
-    /// tasks and robots). Blocking: call it inside [`Metadata::run`] from async code.
+    /// tasks and robots). Blocking: from async code, call it on a blocking thread
+    /// (`spawn_blocking`).
     pub fn with_connection<T, E>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, E>,
@@ -81,7 +72,7 @@ impl Metadata {
     }
 
     /// Whether the database answers, for `/readyz`.
-    pub fn ping(&self) -> Result<()> {
+    pub(crate) fn ping(&self) -> Result<()> {
         self.conn().query_row("SELECT 1", [], |_| Ok(()))?;
         Ok(())
     }
