@@ -22,8 +22,8 @@ pub use hoist::plugin::types::{
 
 /// The WIT package the host speaks. A plugin must export its interfaces at a version
 /// that is semver-compatible with this one.
-pub const WIT_PACKAGE: &str = "hoist:plugin";
-pub const WIT_VERSION: (u64, u64, u64) = (0, 2, 0);
+pub(crate) const WIT_PACKAGE: &str = "hoist:plugin";
+pub(crate) const WIT_VERSION: (u64, u64, u64) = (0, 2, 0);
 
 /// The machine-readable code and the human message of a plugin error, as the API, the
 /// task records and the logs name them. An invalid reference (the source, the target

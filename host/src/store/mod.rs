@@ -7,7 +7,7 @@ mod tasks;
 
 pub use robots::{ProjectScope, Robot};
 
-use hoist_imports::shared_blobs::BlobIndex;
+use hoist_imports::BlobIndex;
 use hoist_registry::Metadata;
 use std::sync::Arc;
 
