@@ -3,13 +3,15 @@
 //!
 //! SQLite by default, in WAL mode, through one connection behind a mutex: the host's
 //! metadata traffic is small next to its blob traffic, and one writer is what SQLite
-//! allows anyway. The methods here block; async code calls them through
-//! [`Metadata::run`], which moves the work off the async worker threads. The schema
-//! grows by numbered migrations, applied in order and recorded in `PRAGMA user_version`.
+//! allows anyway. The methods here block; async code calls them on a blocking thread
+//! (the registry through `Registry::db`, the host through its `HostStore::run`), off the
+//! async worker threads. The schema grows by numbered migrations, applied in order and
+//! recorded in `PRAGMA user_version`.
 //!
-//! The host keeps its own tables (import tasks, robots) in the same file, through
-//! [`Metadata::with_connection`]: SQLite has one schema version per file, so their schema
-//! steps are numbered among the registry's in [`migrations`].
+//! The host keeps its own tables (import tasks, robots, sync rules and runs) in the same
+//! file, through [`Metadata::with_connection`]: SQLite has one schema version per file,
+//! so their schema steps are numbered among the registry's in [`migrations`]. This crate
+//! creates those tables and never queries them.
 
 mod migrations;
 mod registry;
@@ -62,7 +64,7 @@ impl Metadata {
     }
 
     /// The connection, for the tables other crates keep in this file (the host's import
-    /// tasks and robots). Blocking: from async code, call it on a blocking thread
+    /// tasks, robots, sync rules and runs). Blocking: from async code, call it on a blocking thread
     /// (`spawn_blocking`).
     pub fn with_connection<T, E>(
         &self,
