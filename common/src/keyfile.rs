@@ -23,7 +23,7 @@ pub fn load_or_create(
         ))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut key = vec![0u8; len];
-            getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
+            crate::random::fill(&mut key);
             write_private(path, &key, true)?;
             Ok(key)
         }

@@ -6,8 +6,13 @@
 /// on lacks; there is nothing sensible to do without it.
 pub fn bytes<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
-    getrandom::fill(&mut out).expect("the OS provides randomness");
+    fill(&mut out);
     out
+}
+
+/// Fills `out` with random bytes; panics as [`bytes`] does.
+pub fn fill(out: &mut [u8]) {
+    getrandom::fill(out).expect("the OS provides randomness");
 }
 
 /// A new id: 128 random bits as 32 lowercase hex digits.

@@ -4,8 +4,7 @@
 //! well-formed digests.
 #![no_main]
 
-use hoist_registry::fuzzing::digest_ok;
-use hoist_registry::manifest::{check, summarize};
+use hoist_registry::fuzzing::{check, digest_ok, summarize};
 use libfuzzer_sys::fuzz_target;
 
 const MEDIA_TYPES: [&str; 5] = [

@@ -244,7 +244,7 @@ impl Config {
     /// `HOIST_DEV`, `HOIST_ADMIN_PASSWORD_FILE`, `HOIST_AUTO_CREATE_PROJECTS`,
     /// `HOIST_WORKERS`, `HOIST_PLUGIN`, `HOIST_PLUGIN_ALLOW_TAG`, `HOIST_EGRESS_ALLOW`
     /// (comma-separated networks).
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
+    pub(crate) fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
         if let Some(v) = get("HOIST_LISTEN") {
             self.listen = v
                 .parse()
@@ -343,7 +343,7 @@ impl Config {
 
     /// The account for an `oci://` plugin, when one is configured: `plugin_username` with
     /// the password from `plugin_password_file`, else from `HOIST_PLUGIN_PASSWORD`.
-    pub fn plugin_credential(&self) -> Result<Option<(String, Secret)>> {
+    pub(crate) fn plugin_credential(&self) -> Result<Option<(String, Secret)>> {
         let imports = &self.imports;
         let password = match &imports.plugin_password_file {
             Some(path) => Some(
@@ -370,7 +370,7 @@ impl Config {
     }
 
     /// The host part of this registry's references.
-    pub fn external_host(&self) -> String {
+    pub(crate) fn external_host(&self) -> String {
         self.external_host
             .clone()
             .unwrap_or_else(|| self.listen.to_string())

@@ -5,7 +5,7 @@
 mod api;
 mod auth;
 pub mod config;
-pub mod listen;
+mod listen;
 pub mod server;
 mod store;
 mod sync;

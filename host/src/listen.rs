@@ -17,16 +17,16 @@ use tower::ServiceExt as _;
 
 /// What a connection may cost.
 #[derive(Clone, Copy, Debug)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Time to send a request's header, and to start the next one on a kept-alive
     /// connection.
-    pub header_read_timeout: Duration,
+    pub(crate) header_read_timeout: Duration,
     /// Connections open at once; beyond it, new ones wait in the listen backlog.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
 }
 
 /// Serves `router` on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, router: Router, limits: Limits) {
+pub(crate) async fn serve(listener: TcpListener, router: Router, limits: Limits) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())

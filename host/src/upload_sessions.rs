@@ -8,9 +8,10 @@
 //! once; any other session only after `registry.upload_max_age` without a byte. Without
 //! this, every crash mid-import left its partial layers in `uploads/` for the whole age.
 
+use hoist_common::clock;
 use hoist_imports::tasks::TaskRunner;
 use hoist_registry::Registry;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Names the owners of the sessions this process opens for import tasks.
 #[derive(Clone)]
@@ -53,7 +54,7 @@ pub fn start_sweeper(
         let mut ticks = tokio::time::interval(every.max(Duration::from_secs(1)));
         loop {
             ticks.tick().await;
-            let idle_before = SystemTime::now().checked_sub(max_age).unwrap_or(UNIX_EPOCH);
+            let idle_before = clock::ago(max_age);
             let gone = |owner: &str| owners.gone(owner, &runner);
             match hoist_registry::sweep_uploads(&registry, idle_before, gone).await {
                 Ok(0) => {}

@@ -26,9 +26,9 @@ use sha2::{Digest as _, Sha256};
 use std::path::{Path, PathBuf};
 
 /// The media type of a WebAssembly artifact's config.
-pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
+pub(crate) const CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
 /// The media type of the layer that holds the component.
-pub const LAYER_MEDIA_TYPE: &str = "application/wasm";
+pub(crate) const LAYER_MEDIA_TYPE: &str = "application/wasm";
 const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 /// As distribution caps manifests.
 const MAX_MANIFEST: usize = 4 << 20;
@@ -335,7 +335,7 @@ fn keep(dir: &Path, manifest: &[u8], component: &[u8]) -> std::io::Result<()> {
 }
 
 /// What a component imports and exports, for the artifact's config.
-pub struct ComponentInfo {
+pub(crate) struct ComponentInfo {
     pub imports: Vec<String>,
     pub exports: Vec<String>,
 }

@@ -22,8 +22,8 @@ pub use hoist::plugin::types::{
 
 /// The WIT package the host speaks. A plugin must export its interfaces at a version
 /// that is semver-compatible with this one.
-pub const WIT_PACKAGE: &str = "hoist:plugin";
-pub const WIT_VERSION: (u64, u64, u64) = (0, 3, 0);
+pub(crate) const WIT_PACKAGE: &str = "hoist:plugin";
+pub(crate) const WIT_VERSION: (u64, u64, u64) = (0, 3, 0);
 
 /// Options with every value at its default (zero values mean "the default" in the
 /// contract): every referrer copied, no cap, no endpoint overrides.

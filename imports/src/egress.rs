@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A class of address that imports may not reach unless the configuration allows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refused {
+pub(crate) enum Refused {
     Loopback,
     Private,
     LinkLocal,
@@ -24,7 +24,7 @@ pub enum Refused {
 
 impl Refused {
     /// The class as an admin reads it in an error.
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Refused::Loopback => "a loopback address",
             Refused::Private => "a private-network address",
@@ -100,7 +100,7 @@ pub struct EgressPolicy {
 
 impl EgressPolicy {
     /// Whether `host` (a name or an address, IPv6 with or without brackets) is trusted.
-    pub fn trusts(&self, host: &str) -> bool {
+    pub(crate) fn trusts(&self, host: &str) -> bool {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         self.trusted_hosts.iter().any(|t| {
             t.trim_start_matches('[')
@@ -110,7 +110,7 @@ impl EgressPolicy {
     }
 
     /// Whether `ip` may be reached; if not, the class that forbids it.
-    pub fn check(&self, ip: IpAddr) -> Result<(), Refused> {
+    pub(crate) fn check(&self, ip: IpAddr) -> Result<(), Refused> {
         match classify(ip) {
             None => Ok(()),
             Some(_) if self.allowed.iter().any(|c| c.contains(ip)) => Ok(()),
@@ -159,7 +159,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 /// The class of a non-public address, or None for a public one.
-pub fn classify(ip: IpAddr) -> Option<Refused> {
+pub(crate) fn classify(ip: IpAddr) -> Option<Refused> {
     match canonical(ip) {
         IpAddr::V4(v4) => classify_v4(v4),
         IpAddr::V6(v6) => classify_v6(v6),

@@ -6,7 +6,7 @@
 //! **What this crate depends on.** The plugin crate (natively, for its URL and challenge
 //! parsers) and `hoist-common`; not the registry. It reaches the host's own registry
 //! through the registry's HTTP routes ([`tasks::OwnRegistry`]) and asks which
-//! repository holds a blob through [`shared_blobs::BlobIndex`], which the host
+//! repository holds a blob through [`BlobIndex`], which the host
 //! implements.
 
 pub mod artifact;
@@ -17,7 +17,8 @@ pub mod egress;
 mod runtime;
 pub mod sealed;
 pub mod settings;
-pub mod shared_blobs;
+mod shared_blobs;
 pub mod tasks;
 
 pub use runtime::{BUILTIN, ImportAccess, PluginRuntime};
+pub use shared_blobs::BlobIndex;

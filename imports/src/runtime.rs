@@ -11,7 +11,7 @@ use crate::boundary::own_registry::OwnRegistryRoute;
 use crate::compiled::{compile, compile_cached};
 use crate::contract::{
     ImageReference, ImportNames, ImportRequest, Phase, PlanPhase, PlanStatus, PluginError,
-    PluginPre, RequestCounts, Status, SyncRequest, TagSelection, check_contract_version,
+    PluginPre, RequestCounts, Status, SyncRequest, check_contract_version,
 };
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -57,7 +57,7 @@ pub struct ImportAccess {
 }
 
 /// What one instance of the plugin owns in the host.
-pub struct PluginState {
+pub(crate) struct PluginState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
@@ -180,7 +180,7 @@ impl PluginRuntime {
     }
 
     /// The request ceilings and the quotas sources reported, shared by every import.
-    pub fn pacing(&self) -> &Arc<crate::boundary::pacing::Pacing> {
+    pub(crate) fn pacing(&self) -> &Arc<crate::boundary::pacing::Pacing> {
         self.clients.pacing()
     }
 
@@ -319,22 +319,6 @@ impl PluginRuntime {
                 return Ok(status);
             }
         }
-    }
-
-    /// Applies a tag selection to `tags` with the plugin, offline.
-    pub async fn select_tags(
-        &self,
-        selection: &TagSelection,
-        tags: &[String],
-    ) -> Result<Result<Vec<String>, PluginError>> {
-        let mut store = self.store(ImportAccess::default());
-        let plugin = self.pre.instantiate_async(&mut store).await?;
-        plugin
-            .hoist_plugin_sync()
-            .call_select_tags(&mut store, selection, tags)
-            .await
-            .map_err(anyhow::Error::from)
-            .context("the plugin failed while selecting tags")
     }
 
     async fn drive(

@@ -50,7 +50,7 @@ impl RegistrySettings {
     }
 
     /// The registry's own API endpoint, mirrors aside (HTTP when insecure): where pushes go.
-    pub fn origin(&self, registry: &str) -> Url {
+    pub(crate) fn origin(&self, registry: &str) -> Url {
         Url {
             https: !self.registries.get(registry).is_some_and(|s| s.insecure),
             authority: hoist_plugin::reference::api_host(registry).to_owned(),
@@ -59,7 +59,7 @@ impl RegistrySettings {
     }
 
     /// Mirrors per registry, as the plugin's options take them.
-    pub fn plugin_endpoints(&self) -> Vec<(String, Vec<String>)> {
+    pub(crate) fn plugin_endpoints(&self) -> Vec<(String, Vec<String>)> {
         self.registries
             .iter()
             .filter(|(_, s)| !s.mirrors.is_empty())
@@ -68,7 +68,7 @@ impl RegistrySettings {
     }
 
     /// The registries reached over plain HTTP.
-    pub fn insecure(&self) -> Vec<String> {
+    pub(crate) fn insecure(&self) -> Vec<String> {
         self.registries
             .iter()
             .filter(|(_, s)| s.insecure)

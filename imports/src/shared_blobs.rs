@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use tokio::sync::watch;
 
 #[derive(Default)]
-pub struct BlobClaims {
+pub(crate) struct BlobClaims {
     claims: Mutex<HashMap<Key, Claim>>,
 }
 
@@ -36,7 +36,7 @@ pub trait BlobIndex: Send + Sync {
 }
 
 /// What an import asking about a blob should do.
-pub enum Turn {
+pub(crate) enum Turn {
     /// Check the blob; the caller holds the claim until its upload ends.
     Claimed,
     /// Another import is moving this blob into `repository`; wait on `ended`, then ask
@@ -82,14 +82,14 @@ impl BlobClaims {
     }
 
     /// Ends every claim of `task`, when it finishes however it finishes.
-    pub fn release_task(&self, task: &str) {
+    pub(crate) fn release_task(&self, task: &str) {
         self.claims.lock().retain(|_, c| c.task != task);
     }
 }
 
 /// The blob requests that take part: a check (HEAD of a blob) and the upload's end (a PUT
 /// naming its digest).
-pub enum BlobRequest {
+pub(crate) enum BlobRequest {
     Check { repository: String, digest: String },
     Committed { digest: String },
 }

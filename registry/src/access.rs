@@ -90,7 +90,7 @@ pub trait Authorizer: Send + Sync + 'static {
 
 /// Lets everyone do everything: a registry without authentication, for tests and for
 /// embedding behind a proxy that authenticates.
-pub struct AllowAll;
+pub(crate) struct AllowAll;
 
 impl Authorizer for AllowAll {
     fn authorize<'a>(&'a self, _: &'a Parts, _: &'a Target) -> BoxFuture<'a, Result<()>> {

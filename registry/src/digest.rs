@@ -11,7 +11,7 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    pub const ALL: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Sha512];
+    pub(crate) const ALL: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Sha512];
 
     /// The algorithm's name as digests spell it, which is also its folder in the store.
     pub fn name(self) -> &'static str {
@@ -26,7 +26,7 @@ impl Algorithm {
     }
 
     /// How many hex digits a digest of this algorithm has.
-    pub fn hex_len(self) -> usize {
+    pub(crate) fn hex_len(self) -> usize {
         match self {
             Algorithm::Sha256 => 64,
             Algorithm::Sha512 => 128,

@@ -46,7 +46,7 @@ impl RegistryError {
     /// closed under the client still sending it, which then sees a broken pipe instead
     /// of this error (and the upload's `Range`). Go's net/http drains too, but only
     /// 256 KiB; chunks of several MiB are common, so the bound here is larger.
-    pub async fn after_draining(self, body: Body) -> Self {
+    pub(crate) async fn after_draining(self, body: Body) -> Self {
         const MAX_DRAIN: usize = 64 << 20;
         let mut body = body.into_data_stream();
         let mut seen = 0;
@@ -59,12 +59,12 @@ impl RegistryError {
         self
     }
 
-    pub fn with_detail(mut self, detail: Value) -> Self {
+    pub(crate) fn with_detail(mut self, detail: Value) -> Self {
         self.detail = detail;
         self
     }
 
-    pub fn blob_unknown(repository: &str, digest: &str) -> Self {
+    pub(crate) fn blob_unknown(repository: &str, digest: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             "BLOB_UNKNOWN",
@@ -77,7 +77,7 @@ impl RegistryError {
         .with_detail(json!({ "digest": digest }))
     }
 
-    pub fn upload_unknown(id: &str) -> Self {
+    pub(crate) fn upload_unknown(id: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             "BLOB_UPLOAD_UNKNOWN",
@@ -89,15 +89,15 @@ impl RegistryError {
         )
     }
 
-    pub fn upload_invalid(message: impl Into<String>) -> Self {
+    pub(crate) fn upload_invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID", message)
     }
 
-    pub fn digest_invalid(message: impl Into<String>) -> Self {
+    pub(crate) fn digest_invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "DIGEST_INVALID", message)
     }
 
-    pub fn manifest_blob_unknown(digest: &str, what: &str) -> Self {
+    pub(crate) fn manifest_blob_unknown(digest: &str, what: &str) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
             "MANIFEST_BLOB_UNKNOWN",
@@ -109,11 +109,11 @@ impl RegistryError {
         .with_detail(json!({ "digest": digest }))
     }
 
-    pub fn manifest_invalid(message: impl Into<String>) -> Self {
+    pub(crate) fn manifest_invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", message)
     }
 
-    pub fn manifest_unknown(repository: &str, reference: &str) -> Self {
+    pub(crate) fn manifest_unknown(repository: &str, reference: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             "MANIFEST_UNKNOWN",
@@ -125,23 +125,19 @@ impl RegistryError {
         .with_detail(json!({ "reference": reference }))
     }
 
-    pub fn name_invalid(message: impl Into<String>) -> Self {
+    pub(crate) fn name_invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "NAME_INVALID", message)
     }
 
-    pub fn name_unknown(message: impl Into<String>) -> Self {
+    pub(crate) fn name_unknown(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "NAME_UNKNOWN", message)
     }
 
-    pub fn size_invalid(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "SIZE_INVALID", message)
-    }
-
-    pub fn unsupported(message: impl Into<String>) -> Self {
+    pub(crate) fn unsupported(message: impl Into<String>) -> Self {
         Self::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", message)
     }
 
-    pub fn pagination_invalid(message: impl Into<String>) -> Self {
+    pub(crate) fn pagination_invalid(message: impl Into<String>) -> Self {
         // Not one of the spec's codes; distribution answers a bad `n` with it, and
         // clients only look at the 400.
         Self::new(

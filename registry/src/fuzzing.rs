@@ -3,6 +3,9 @@
 
 use crate::http::Wanted;
 
+/// A pushed manifest checked as the registry checks it, and one summarised for the API.
+pub use crate::manifest::{check, summarize};
+
 /// The byte range a `Range` header asks of a blob of `len` bytes, when it asks for one
 /// the blob can serve.
 pub fn wanted(range: &str, len: u64) -> Option<(u64, u64)> {

@@ -27,9 +27,9 @@
 use crate::options::GcOptions;
 use crate::state::Registry;
 use anyhow::Result;
-use hoist_common::clock::ms_of;
+use hoist_common::clock::{self, ms_of};
 use serde::Serialize;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// What a collection did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -90,11 +90,8 @@ pub async fn sweep_uploads(
 /// Runs one collection over the registry's store and database.
 pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcReport> {
     let mut report = GcReport::default();
-    let now = SystemTime::now();
-    let upload_cutoff = now
-        .checked_sub(options.upload_max_age)
-        .unwrap_or(UNIX_EPOCH);
-    let blob_cutoff = now.checked_sub(options.grace).unwrap_or(UNIX_EPOCH);
+    let upload_cutoff = clock::ago(options.upload_max_age);
+    let blob_cutoff = clock::ago(options.grace);
 
     report.uploads_deleted = sweep_uploads(registry, upload_cutoff, |_| false).await?;
 

@@ -62,7 +62,7 @@ impl Platform {
 
 /// The fields of a manifest or index this registry reads.
 #[derive(Debug, Deserialize)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     #[serde(rename = "schemaVersion")]
     pub schema_version: Option<i64>,
     #[serde(rename = "mediaType")]
@@ -87,7 +87,7 @@ impl Manifest {
 
 /// An image's config blob, for its platform.
 #[derive(Debug, Deserialize)]
-pub struct ImageConfig {
+pub(crate) struct ImageConfig {
     #[serde(flatten)]
     pub platform: Platform,
 }
@@ -100,7 +100,7 @@ pub enum Kind {
 }
 
 /// The kind of a manifest media type, or the refusal that says what is accepted.
-pub fn kind_of(media_type: &str) -> Result<Kind> {
+pub(crate) fn kind_of(media_type: &str) -> Result<Kind> {
     match media_type {
         OCI_MANIFEST | DOCKER_MANIFEST => Ok(Kind::Image),
         OCI_INDEX | DOCKER_LIST => Ok(Kind::Index),

@@ -74,7 +74,7 @@ impl Metrics {
     }
 
     /// The text exposition format.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)
@@ -84,7 +84,7 @@ impl Metrics {
 }
 
 /// Middleware: counts every answered request by method and status.
-pub async fn count_requests(
+pub(crate) async fn count_requests(
     State(metrics): State<Metrics>,
     request: Request,
     next: Next,

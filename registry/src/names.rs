@@ -12,8 +12,8 @@
 use super::errors::{RegistryError, Result};
 use crate::digest::{self, Algorithm};
 
-pub const MAX_NAME: usize = 255;
-pub const MAX_TAG: usize = 128;
+pub(crate) const MAX_NAME: usize = 255;
+pub(crate) const MAX_TAG: usize = 128;
 
 fn alnum(b: u8) -> bool {
     b.is_ascii_lowercase() || b.is_ascii_digit()
@@ -67,7 +67,7 @@ pub fn check_project(name: &str) -> std::result::Result<(), String> {
 }
 
 /// Checks a repository name: `<project>/<name…>`.
-pub fn check_repository(name: &str) -> Result<()> {
+pub(crate) fn check_repository(name: &str) -> Result<()> {
     if name.len() > MAX_NAME {
         return Err(RegistryError::name_invalid(format!(
             "the repository name is {} characters long; the limit is {MAX_NAME}",
@@ -110,7 +110,7 @@ pub fn project_of(repository: &str) -> &str {
     repository.split('/').next().unwrap_or(repository)
 }
 
-pub fn tag_ok(tag: &str) -> bool {
+pub(crate) fn tag_ok(tag: &str) -> bool {
     let b = tag.as_bytes();
     let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
     !b.is_empty()

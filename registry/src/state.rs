@@ -8,9 +8,10 @@ use crate::metrics::Metrics;
 use crate::names;
 use crate::options::RegistryOptions;
 use crate::storage::{FsStorage, Storage};
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
 /// The registry: its stores and settings. Cheap to clone.
 #[derive(Clone)]
@@ -100,7 +101,7 @@ impl Registry {
         &self.inner.metrics
     }
 
-    pub fn options(&self) -> &RegistryOptions {
+    pub(crate) fn options(&self) -> &RegistryOptions {
         &self.inner.options
     }
 
@@ -118,7 +119,7 @@ impl Registry {
     }
 
     /// Whether the database answers and the store takes writes, for `/readyz`.
-    pub async fn ready(&self) -> std::result::Result<(), String> {
+    pub(crate) async fn ready(&self) -> std::result::Result<(), String> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             this.inner
@@ -164,11 +165,7 @@ impl Registry {
 
     pub(crate) async fn lock_upload(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = {
-            let mut locks = self
-                .inner
-                .upload_locks
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut locks = self.inner.upload_locks.lock();
             locks.retain(|_, l| l.strong_count() > 0);
             match locks.get(id).and_then(Weak::upgrade) {
                 Some(lock) => lock,

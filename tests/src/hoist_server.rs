@@ -8,6 +8,16 @@ use std::time::Duration;
 
 pub const ADMIN_PASSWORD: &str = "test-admin-password-7f3e";
 
+/// The admin's `user:password`, as skopeo's `--creds` takes it.
+pub fn admin_creds() -> String {
+    format!("admin:{ADMIN_PASSWORD}")
+}
+
+/// The admin's `Authorization` header.
+pub fn admin_basic() -> String {
+    crate::basic("admin", ADMIN_PASSWORD)
+}
+
 pub struct HoistServer {
     pub port: u16,
     pub data_dir: PathBuf,
@@ -111,15 +121,7 @@ impl HoistServer {
     pub fn call(&self, method: &str, path: &str, body: Option<Value>, admin: bool) -> (u16, Value) {
         let mut req = Self::agent().request(method, &self.url(path));
         if admin {
-            use base64::Engine;
-            req = req.set(
-                "authorization",
-                &format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD
-                        .encode(format!("admin:{ADMIN_PASSWORD}"))
-                ),
-            );
+            req = req.set("authorization", &admin_basic());
         }
         let result = match body {
             Some(b) => req.send_json(b),
@@ -140,6 +142,22 @@ impl HoistServer {
 
     pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         self.call(method, path, body, true)
+    }
+
+    /// Asks, as the admin, for an import into `project`; the status and the answer.
+    pub fn import(&self, project: &str, body: Value) -> (u16, Value) {
+        self.admin(
+            "POST",
+            &format!("/api/v1/projects/{project}/images/import"),
+            Some(body),
+        )
+    }
+
+    /// [`HoistServer::import`], which must be accepted; the task's id.
+    pub fn start_import(&self, project: &str, body: Value) -> String {
+        let (status, accepted) = self.import(project, body);
+        assert_eq!(status, 202, "{accepted}");
+        accepted["task_id"].as_str().unwrap().to_owned()
     }
 
     /// Creates a project as the admin.

@@ -1,6 +1,7 @@
 //! Test images: random gzip layers, a config, a manifest, and multi-arch indexes, pushed
 //! through the registry API of a real registry.
 
+use crate::registry::{Auth, Registry};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use rand::RngCore;
@@ -202,10 +203,37 @@ impl Pusher {
     }
 }
 
+/// The setup of most copy tests: a source and a target Debian `docker-registry`, both
+/// without auth (started in that order), and a linux/amd64 image pushed to the source.
+pub fn two_registries_with_image(
+    repo: &str,
+    tag: &str,
+    format: Format,
+    layer_sizes: &[usize],
+) -> (Registry, Registry, Pushed) {
+    let (src, dst) = (Registry::start(Auth::None), Registry::start(Auth::None));
+    let pushed =
+        Pusher::new(&src.url()).image(repo, Some(tag), format, layer_sizes, ("linux", "amd64"));
+    (src, dst, pushed)
+}
+
+/// [`two_registries_with_image`], with a multi-arch index of one image per platform.
+pub fn two_registries_with_index(
+    repo: &str,
+    tag: &str,
+    format: Format,
+    layer_sizes: &[usize],
+    platforms: &[(&str, &str, Option<&str>)],
+) -> (Registry, Registry, Pushed) {
+    let (src, dst) = (Registry::start(Auth::None), Registry::start(Auth::None));
+    let pushed = Pusher::new(&src.url()).index(repo, tag, format, layer_sizes, platforms);
+    (src, dst, pushed)
+}
+
 /// A Debian `docker-registry` standing in for Docker Hub, holding `library/app:v1`: a
 /// linux/amd64 image in Docker's format with layers of `layer_sizes` bytes.
-pub fn docker_hub(layer_sizes: &[usize]) -> (crate::registry::Registry, Pushed) {
-    let hub = crate::registry::Registry::start(crate::registry::Auth::None);
+pub fn docker_hub(layer_sizes: &[usize]) -> (Registry, Pushed) {
+    let hub = Registry::start(Auth::None);
     let app = Pusher::new(&hub.url()).image(
         "library/app",
         Some("v1"),

@@ -14,10 +14,13 @@ pub mod registry;
 pub mod skopeo;
 pub mod token_server;
 
-use hoist_imports::PluginRuntime;
 use hoist_imports::boundary::client::Clients;
-use hoist_imports::contract::{Credential, ImportRequest, Options, RegistryEndpoints, Status};
+use hoist_imports::boundary::credentials::HostCredential;
+use hoist_imports::contract::{
+    Credential, ImportRequest, Options, Phase, RegistryEndpoints, Status,
+};
 use hoist_imports::egress::{Cidr, EgressPolicy};
+use hoist_imports::{ImportAccess, PluginRuntime};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -66,6 +69,15 @@ pub fn hoist(args: &[&str]) -> Output {
                 wasmtime().display()
             )
         })
+}
+
+/// An `Authorization` header with Basic credentials.
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
 }
 
 /// A loopback port nobody listens on right now.
@@ -181,10 +193,34 @@ pub fn run_import(req: &ImportRequest) -> Status {
 
 /// [`run_import`] with a runtime of the caller's (another network, say).
 pub fn run_import_with(runtime: &PluginRuntime, req: &ImportRequest) -> Status {
+    run_import_holding(runtime, req, Vec::new())
+}
+
+/// [`run_import_with`], the host holding `credentials` for the plugin.
+pub fn run_import_holding(
+    runtime: &PluginRuntime,
+    req: &ImportRequest,
+    credentials: Vec<HostCredential>,
+) -> Status {
+    let access = ImportAccess {
+        credentials,
+        own_registry: None,
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(runtime.import(req, |_| true))
+    rt.block_on(runtime.import_with(req, access, |_| true))
         .expect("the plugin runs without trapping")
+}
+
+/// Fails the test unless the import finished, naming its error and warnings.
+pub fn assert_done(status: &Status) {
+    assert_eq!(
+        status.phase,
+        Phase::Done,
+        "the import failed: {:?} (warnings: {:?})",
+        status.error,
+        status.warnings
+    );
 }

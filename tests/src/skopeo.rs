@@ -49,6 +49,26 @@ pub fn exists_with(reference: &str, creds: &str) -> bool {
     .is_ok()
 }
 
+/// `skopeo copy --all` from one registry to another over plain HTTP, with extra arguments
+/// (`--src-creds`, `--dest-creds`); the error is skopeo's stderr.
+pub fn copy_with(from: &str, to: &str, extra: &[&str]) -> Result<(), String> {
+    let (src, dst) = (format!("docker://{from}"), format!("docker://{to}"));
+    let mut args = vec![
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+    ];
+    args.extend(extra);
+    args.extend([src.as_str(), dst.as_str()]);
+    run(&args).map(drop)
+}
+
+/// [`copy_with`], which must succeed.
+pub fn copy(from: &str, to: &str) {
+    copy_with(from, to, &[]).unwrap_or_else(|e| panic!("skopeo copy {from} {to}: {e}"));
+}
+
 /// Pulls every platform of `reference` into a directory, which makes skopeo fetch and
 /// verify every blob.
 pub fn pull_all(reference: &str) {

@@ -4,6 +4,7 @@
 //! token simply lacks that access), and a wrong password gets 401. Tokens are ES256 JWTs carrying the
 //! certificate in `x5c`, which distribution verifies against its `rootcertbundle`.
 
+use crate::registry::{Auth, Registry};
 use crate::serve;
 use axum::Router;
 use axum::extract::{Query, State};
@@ -79,6 +80,16 @@ impl TokenServer {
 
     pub fn realm(&self) -> String {
         format!("http://127.0.0.1:{}/token", self.port)
+    }
+
+    /// A Debian `docker-registry` that sends its clients here and trusts these tokens.
+    pub fn registry(&self) -> Registry {
+        Registry::start(Auth::Token {
+            realm: self.realm(),
+            service: SERVICE.into(),
+            issuer: ISSUER.into(),
+            cert_pem: self.cert_pem.clone(),
+        })
     }
 
     /// A token for `repository` with `actions`, for pushing test images directly.
@@ -191,4 +202,11 @@ async fn token(
         TokenField::AccessToken => "access_token",
     };
     axum::Json(json!({field: token, "expires_in": 300})).into_response()
+}
+
+/// A token server that knows `user` with `password`, and a registry behind it.
+pub fn token_registry(user: &str, password: &str, field: TokenField) -> (TokenServer, Registry) {
+    let tokens = TokenServer::start(user, password, field);
+    let registry = tokens.registry();
+    (tokens, registry)
 }

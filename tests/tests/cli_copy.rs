@@ -3,10 +3,10 @@
 
 use base64::Engine;
 use hoist_tests::fake_registry::{FakeRegistry, Fault};
-use hoist_tests::images::{Format, Pusher};
+use hoist_tests::images::{Format, Pusher, two_registries_with_image, two_registries_with_index};
 use hoist_tests::registry::{Auth, Registry};
-use hoist_tests::token_server::{ISSUER, SERVICE, TokenField, TokenServer};
-use hoist_tests::{CLI_WASM, free_port, skopeo, wasmtime};
+use hoist_tests::token_server::{TokenField, token_registry};
+use hoist_tests::{CLI_WASM, basic, free_port, skopeo, wasmtime};
 use serde_json::Value;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -75,24 +75,9 @@ fn same_manifest(a: &str, a_creds: Option<&str>, b: &str, b_creds: Option<&str>)
     );
 }
 
-fn basic(user: &str, password: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
-}
-
 #[test]
 fn copies_a_single_arch_image_and_prints_only_its_digest_reference() {
-    let src = Registry::start(Auth::None);
-    let dst = Registry::start(Auth::None);
-    let pushed = Pusher::new(&src.url()).image(
-        "team/app",
-        Some("v1"),
-        Format::Docker,
-        LAYERS,
-        ("linux", "amd64"),
-    );
+    let (src, dst, pushed) = two_registries_with_image("team/app", "v1", Format::Docker, LAYERS);
     let source = format!("{}/team/app:v1", src.host());
     let target = format!("{}/proj/app:v1", dst.host());
     let out = run(&[
@@ -122,9 +107,8 @@ fn copies_a_single_arch_image_and_prints_only_its_digest_reference() {
 
 #[test]
 fn copies_a_multi_arch_index_whole_or_one_platform() {
-    let src = Registry::start(Auth::None);
-    let dst = Registry::start(Auth::None);
-    let pushed = Pusher::new(&src.url()).index("multi", "v1", Format::Oci, LAYERS, &PLATFORMS);
+    let (src, dst, pushed) =
+        two_registries_with_index("multi", "v1", Format::Oci, LAYERS, &PLATFORMS);
     let source = format!("{}/multi:v1", src.host());
     let target = format!("{}/proj/multi:v1", dst.host());
     let (s, d) = (src.host(), dst.host());
@@ -155,9 +139,8 @@ fn copies_a_multi_arch_index_whole_or_one_platform() {
 
 #[test]
 fn json_events_parse_and_end_with_the_result() {
-    let src = Registry::start(Auth::None);
-    let dst = Registry::start(Auth::None);
-    let pushed = Pusher::new(&src.url()).index("multi", "v1", Format::Oci, LAYERS, &PLATFORMS);
+    let (src, dst, pushed) =
+        two_registries_with_index("multi", "v1", Format::Oci, LAYERS, &PLATFORMS);
     let (s, d) = (src.host(), dst.host());
     let out = run(&[
         "copy",
@@ -195,9 +178,8 @@ fn json_events_parse_and_end_with_the_result() {
 
 #[test]
 fn dry_run_prints_the_plan_and_writes_nothing() {
-    let src = Registry::start(Auth::None);
-    let dst = Registry::start(Auth::None);
-    let pushed = Pusher::new(&src.url()).index("multi", "v1", Format::Oci, LAYERS, &PLATFORMS);
+    let (src, dst, pushed) =
+        two_registries_with_index("multi", "v1", Format::Oci, LAYERS, &PLATFORMS);
     let (s, d) = (src.host(), dst.host());
     let source = format!("{s}/multi:v1");
     let target = format!("{d}/proj/multi:v1");
@@ -375,21 +357,10 @@ fn basic_auth_from_the_environment_and_a_docker_config_file() {
     );
 }
 
-fn token_registry() -> (TokenServer, Registry) {
-    let tokens = TokenServer::start("bob", "s3cret-token", TokenField::Token);
-    let registry = Registry::start(Auth::Token {
-        realm: tokens.realm(),
-        service: SERVICE.into(),
-        issuer: ISSUER.into(),
-        cert_pem: tokens.cert_pem.clone(),
-    });
-    (tokens, registry)
-}
-
 #[test]
 fn token_auth_on_both_sides() {
-    let (src_tokens, src) = token_registry();
-    let (_dst_tokens, dst) = token_registry();
+    let (src_tokens, src) = token_registry("bob", "s3cret-token", TokenField::Token);
+    let (_dst_tokens, dst) = token_registry("bob", "s3cret-token", TokenField::Token);
     Pusher::new(&src.url())
         .with_auth(format!(
             "Bearer {}",
@@ -441,15 +412,8 @@ fn token_auth_on_both_sides() {
 
 #[test]
 fn a_mirror_stands_in_for_docker_hub() {
-    let mirror = Registry::start(Auth::None);
-    let dst = Registry::start(Auth::None);
-    let pushed = Pusher::new(&mirror.url()).image(
-        "library/nginx",
-        Some("latest"),
-        Format::Docker,
-        LAYERS,
-        ("linux", "amd64"),
-    );
+    let (mirror, dst, pushed) =
+        two_registries_with_image("library/nginx", "latest", Format::Docker, LAYERS);
     let d = dst.host();
     let mirror_arg = format!("docker.io={}", mirror.url());
     let out = run(&[
@@ -813,10 +777,7 @@ fn a_yaml_batch_from_stdin_copies_listed_and_all_tags() {
 
 #[test]
 fn a_terminal_gets_progress_bars_on_stderr() {
-    let src = Registry::start(Auth::None);
-    let dst = Registry::start(Auth::None);
-    let pushed =
-        Pusher::new(&src.url()).image("app", Some("v1"), Format::Oci, LAYERS, ("linux", "amd64"));
+    let (src, dst, pushed) = two_registries_with_image("app", "v1", Format::Oci, LAYERS);
     let (s, d) = (src.host(), dst.host());
     // `script` gives the command a pseudo-terminal, as an interactive shell would.
     let command = format!(

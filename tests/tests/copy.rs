@@ -6,10 +6,10 @@ use hoist_imports::contract::{
 };
 use hoist_tests::fake_registry::{self, FakeRegistry, Fault};
 use hoist_tests::fault_proxy::{FaultProxy, ProxyFault};
-use hoist_tests::images::{Format, Pusher};
+use hoist_tests::images::{Format, Pusher, two_registries_with_image, two_registries_with_index};
 use hoist_tests::registry::{Auth, Registry};
-use hoist_tests::token_server::{ISSUER, SERVICE, TokenField, TokenServer};
-use hoist_tests::{request, run_import, skopeo, with_credentials, with_mirror};
+use hoist_tests::token_server::{TokenField, token_registry};
+use hoist_tests::{assert_done, basic, request, run_import, skopeo, with_credentials, with_mirror};
 use std::io::Read;
 use std::time::Duration;
 
@@ -19,16 +19,6 @@ const PLATFORMS: [(&str, &str, Option<&str>); 3] = [
     ("linux", "arm64", Some("v8")),
     ("linux", "arm", Some("v7")),
 ];
-
-fn assert_done(status: &Status) {
-    assert_eq!(
-        status.phase,
-        Phase::Done,
-        "the import failed: {:?} (warnings: {:?})",
-        status.error,
-        status.warnings
-    );
-}
 
 /// The byte-identical check: both registries serve the same manifest bytes.
 fn assert_same_manifest(a: &str, b: &str) {
@@ -41,15 +31,7 @@ fn assert_same_manifest(a: &str, b: &str) {
 
 #[test]
 fn copies_a_single_arch_docker_image_byte_for_byte() {
-    let src = Registry::start(Auth::None);
-    let dst = Registry::start(Auth::None);
-    let pushed = Pusher::new(&src.url()).image(
-        "team/app",
-        Some("v1"),
-        Format::Docker,
-        LAYERS,
-        ("linux", "amd64"),
-    );
+    let (src, dst, pushed) = two_registries_with_image("team/app", "v1", Format::Docker, LAYERS);
 
     let source = format!("{}/team/app:v1", src.host());
     let target = format!("{}/proj/app:v1", dst.host());
@@ -81,9 +63,8 @@ fn copies_a_single_arch_docker_image_byte_for_byte() {
 
 #[test]
 fn copies_a_multi_arch_index_with_every_platform() {
-    let src = Registry::start(Auth::None);
-    let dst = Registry::start(Auth::None);
-    let pushed = Pusher::new(&src.url()).index("multi", "latest", Format::Oci, LAYERS, &PLATFORMS);
+    let (src, dst, pushed) =
+        two_registries_with_index("multi", "latest", Format::Oci, LAYERS, &PLATFORMS);
 
     let source = format!("{}/multi", src.host());
     let target = format!("{}/proj/multi:latest", dst.host());
@@ -97,9 +78,7 @@ fn copies_a_multi_arch_index_with_every_platform() {
 
 #[test]
 fn a_platform_filter_writes_only_what_matches() {
-    let src = Registry::start(Auth::None);
-    let dst = Registry::start(Auth::None);
-    Pusher::new(&src.url()).index("multi", "v1", Format::Oci, &[1000], &PLATFORMS);
+    let (src, dst, _) = two_registries_with_index("multi", "v1", Format::Oci, &[1000], &PLATFORMS);
     let source = format!("{}/multi:v1", src.host());
     let platform = |os: &str, arch: &str, variant: Option<&str>| Platform {
         os: os.into(),
@@ -160,9 +139,7 @@ fn a_platform_filter_writes_only_what_matches() {
 
 #[test]
 fn a_second_import_moves_no_bytes_and_a_second_repository_mounts() {
-    let src = Registry::start(Auth::None);
-    let dst = Registry::start(Auth::None);
-    Pusher::new(&src.url()).image("app", Some("v1"), Format::Oci, LAYERS, ("linux", "amd64"));
+    let (src, dst, _) = two_registries_with_image("app", "v1", Format::Oci, LAYERS);
     let source = format!("{}/app:v1", src.host());
     let insecure = [src.host(), dst.host()];
     let insecure: Vec<&str> = insecure.iter().map(String::as_str).collect();
@@ -209,9 +186,7 @@ fn a_second_import_moves_no_bytes_and_a_second_repository_mounts() {
 
 #[test]
 fn chunked_uploads_copy_the_same_bytes() {
-    let src = Registry::start(Auth::None);
-    let dst = Registry::start(Auth::None);
-    Pusher::new(&src.url()).image("app", Some("v1"), Format::Oci, LAYERS, ("linux", "amd64"));
+    let (src, dst, _) = two_registries_with_image("app", "v1", Format::Oci, LAYERS);
     let source = format!("{}/app:v1", src.host());
     let target = format!("{}/proj/app:v1", dst.host());
     let mut req = request(&source, &target, &[&src.host(), &dst.host()]);
@@ -223,15 +198,8 @@ fn chunked_uploads_copy_the_same_bytes() {
 
 #[test]
 fn a_mirror_stands_in_for_docker_hub() {
-    let mirror = Registry::start(Auth::None);
-    let dst = Registry::start(Auth::None);
-    Pusher::new(&mirror.url()).image(
-        "library/nginx",
-        Some("latest"),
-        Format::Docker,
-        &[1000],
-        ("linux", "amd64"),
-    );
+    let (mirror, dst, _) =
+        two_registries_with_image("library/nginx", "latest", Format::Docker, &[1000]);
     let req = with_mirror(
         request(
             "nginx",
@@ -255,18 +223,15 @@ fn a_source_behind_basic_auth() {
         password: "s3cret-basic".into(),
     });
     let dst = Registry::start(Auth::None);
-    use base64::Engine;
-    let basic = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode("alice:s3cret-basic")
-    );
-    Pusher::new(&src.url()).with_auth(basic).image(
-        "private/app",
-        Some("v1"),
-        Format::Oci,
-        LAYERS,
-        ("linux", "amd64"),
-    );
+    Pusher::new(&src.url())
+        .with_auth(basic("alice", "s3cret-basic"))
+        .image(
+            "private/app",
+            Some("v1"),
+            Format::Oci,
+            LAYERS,
+            ("linux", "amd64"),
+        );
     let source = format!("{}/private/app:v1", src.host());
     let target = format!("{}/proj/app:v1", dst.host());
     let insecure = [src.host(), dst.host()];
@@ -304,20 +269,9 @@ fn a_source_behind_basic_auth() {
     );
 }
 
-fn token_registry(field: TokenField) -> (TokenServer, Registry) {
-    let tokens = TokenServer::start("bob", "s3cret-token", field);
-    let registry = Registry::start(Auth::Token {
-        realm: tokens.realm(),
-        service: SERVICE.into(),
-        issuer: ISSUER.into(),
-        cert_pem: tokens.cert_pem.clone(),
-    });
-    (tokens, registry)
-}
-
 #[test]
 fn a_source_behind_token_auth_anonymous_and_with_credentials() {
-    let (tokens, src) = token_registry(TokenField::Token);
+    let (tokens, src) = token_registry("bob", "s3cret-token", TokenField::Token);
     let dst = Registry::start(Auth::None);
     let push = |repo: &str| {
         Pusher::new(&src.url())
@@ -383,7 +337,7 @@ fn a_source_behind_token_auth_anonymous_and_with_credentials() {
 
 #[test]
 fn tokens_in_the_access_token_field_work_too() {
-    let (tokens, src) = token_registry(TokenField::AccessToken);
+    let (tokens, src) = token_registry("bob", "s3cret-token", TokenField::AccessToken);
     let dst = Registry::start(Auth::None);
     Pusher::new(&src.url())
         .with_auth(format!(
@@ -407,9 +361,7 @@ fn tokens_in_the_access_token_field_work_too() {
 
 #[test]
 fn a_missing_tag_is_not_found_and_a_bad_reference_fails_before_any_request() {
-    let src = Registry::start(Auth::None);
-    let dst = Registry::start(Auth::None);
-    Pusher::new(&src.url()).image("app", Some("v1"), Format::Oci, &[1000], ("linux", "amd64"));
+    let (src, dst, _) = two_registries_with_image("app", "v1", Format::Oci, &[1000]);
     let status = run_import(&request(
         &format!("{}/app:nope", src.host()),
         &format!("{}/p/app:v1", dst.host()),
@@ -738,9 +690,7 @@ fn a_resumed_download_with_the_wrong_bytes_is_refused() {
 fn a_lost_answer_to_a_completed_upload_is_recovered_by_checking_the_blob() {
     // The registry applies the upload's closing PUT, but its answer comes too late; the
     // retried PUT finds the session gone (404). The blob is there, so the import goes on.
-    let src = Registry::start(Auth::None);
-    let dst = Registry::start(Auth::None);
-    Pusher::new(&src.url()).image("app", Some("v1"), Format::Oci, LAYERS, ("linux", "amd64"));
+    let (src, dst, _) = two_registries_with_image("app", "v1", Format::Oci, LAYERS);
     let proxy = FaultProxy::start(
         &dst.host(),
         ProxyFault::DelayFirstUploadCompletion(Duration::from_secs(3)),
@@ -774,7 +724,7 @@ fn a_lost_answer_to_a_completed_upload_is_recovered_by_checking_the_blob() {
 
 #[test]
 fn a_mount_the_token_does_not_allow_falls_back_to_a_copy() {
-    let (tokens, dst) = token_registry(TokenField::Token);
+    let (tokens, dst) = token_registry("bob", "s3cret-token", TokenField::Token);
     let src = Registry::start(Auth::None);
     let pushed =
         Pusher::new(&src.url()).image("app", Some("v1"), Format::Oci, LAYERS, ("linux", "amd64"));
@@ -827,9 +777,7 @@ fn a_mount_the_token_does_not_allow_falls_back_to_a_copy() {
 
 #[test]
 fn a_target_digest_that_the_copy_would_not_produce_is_refused_up_front() {
-    let src = Registry::start(Auth::None);
-    let dst = Registry::start(Auth::None);
-    Pusher::new(&src.url()).image("app", Some("v1"), Format::Oci, LAYERS, ("linux", "amd64"));
+    let (src, dst, _) = two_registries_with_image("app", "v1", Format::Oci, LAYERS);
     let wrong = format!("sha256:{}", "0".repeat(64));
     let status = run_import(&request(
         &format!("{}/app:v1", src.host()),

@@ -1,19 +1,20 @@
 //! The host killed with SIGKILL in the middle of a large push, then started again on the
 //! same data folder: the blob is absent or complete, never corrupt; nothing partial is
 //! served; the upload session resumes from the byte where the data stops, and a fresh
-//! upload works as well.
+//! upload works as well. Killed again inside the blob's commit (seen there, frozen, then
+//! killed), it leaves no blob and the whole session, and the PUT again finishes the push.
 //!
 //! This runs the real `hoist-host` binary as a child process, so the kill is a real one:
 //! no destructor, no flush, no chance to tidy up.
 
-use hoist_tests::hoist_server::ADMIN_PASSWORD;
+use hoist_tests::hoist_server::admin_basic;
 use hoist_tests::host_process::HostProcess;
 use hoist_tests::wait_until;
 use sha2::{Digest as _, Sha256};
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const MIB: u64 = 1 << 20;
 /// The blob: large enough that a push takes many reads and writes on each side.
@@ -96,14 +97,6 @@ fn digest_of(mut reader: impl Read) -> (String, u64) {
     (format!("sha256:{:x}", hasher.finalize()), total)
 }
 
-fn basic() -> String {
-    use base64::Engine;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN_PASSWORD}"))
-    )
-}
-
 fn agent() -> ureq::Agent {
     ureq::AgentBuilder::new()
         .timeout_connect(Duration::from_secs(5))
@@ -113,7 +106,7 @@ fn agent() -> ureq::Agent {
 
 /// Sends a request as the admin, returning any status as a response.
 fn send(req: ureq::Request, body: Option<&mut dyn Read>) -> ureq::Response {
-    let req = req.set("authorization", &basic());
+    let req = req.set("authorization", &admin_basic());
     let result = match body {
         Some(body) => req.send(body),
         None => req.call(),
@@ -211,13 +204,88 @@ fn assert_store_consistent(data: &Path) {
     }
 }
 
-/// What the host process has read so far (files and sockets), from /proc.
-fn bytes_read(pid: u32) -> u64 {
-    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
-    io.lines()
-        .find_map(|l| l.strip_prefix("rchar: "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("rchar in /proc/<pid>/io")
+/// Where the data folder keeps the blob `digest` (sha256).
+fn blob_file(data: &Path, digest: &str) -> PathBuf {
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    data.join("blobs/sha256").join(&hex[..2]).join(hex)
+}
+
+/// Freezes the host (SIGSTOP) again and again until, frozen, it holds an upload session's
+/// data file open for reading only, which only the commit does (hashing the data, then
+/// syncing it). Returns that file and the read offset, the host left frozen. Fails after
+/// `within`.
+fn freeze_in_commit(pid: u32, data: &Path, within: Duration) -> (PathBuf, u64) {
+    let uploads = std::fs::canonicalize(data.join("uploads")).unwrap();
+    let end = Instant::now() + within;
+    loop {
+        signal(pid, libc::SIGSTOP);
+        wait_stopped(pid);
+        if let Some(found) = reading_session_data(pid, &uploads) {
+            return found;
+        }
+        signal(pid, libc::SIGCONT);
+        assert!(
+            Instant::now() < end,
+            "the host was never seen in the commit (the session's data open for reading) \
+             within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn signal(pid: u32, signal: libc::c_int) {
+    // SAFETY: a plain system call on our own child's pid.
+    let done = unsafe { libc::kill(pid as libc::pid_t, signal) };
+    assert_eq!(done, 0, "signal {signal} to {pid}");
+}
+
+/// Waits until every thread of the process has stopped.
+fn wait_stopped(pid: u32) {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stopped = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+            .all(|stat| {
+                // `pid (comm) S …`: the state follows the last parenthesis.
+                let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start());
+                matches!(state.and_then(|r| r.chars().next()), Some('T' | 't'))
+            });
+        if stopped {
+            return;
+        }
+        assert!(Instant::now() < end, "the host did not stop");
+        std::thread::yield_now();
+    }
+}
+
+/// A file `uploads/<id>/data` that the process holds open read-only, with its offset.
+fn reading_session_data(pid: u32, uploads: &Path) -> Option<(PathBuf, u64)> {
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()? {
+        let fd = fd.ok()?;
+        let Ok(target) = std::fs::read_link(fd.path()) else {
+            continue;
+        };
+        if !(target.starts_with(uploads) && target.file_name() == Some("data".as_ref())) {
+            continue;
+        }
+        let info = std::fs::read_to_string(format!(
+            "/proc/{pid}/fdinfo/{}",
+            fd.file_name().to_string_lossy()
+        ))
+        .ok()?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_owned())
+        };
+        let flags = u32::from_str_radix(&field("flags:")?, 8).ok()?;
+        let pos: u64 = field("pos:")?.parse().ok()?;
+        if flags & libc::O_ACCMODE as u32 == libc::O_RDONLY as u32 {
+            return Some((target, pos));
+        }
+    }
+    None
 }
 
 #[test]
@@ -250,7 +318,7 @@ fn a_host_killed_mid_upload_keeps_no_partial_blob_and_the_upload_resumes() {
             };
             agent()
                 .request("PATCH", &url)
-                .set("authorization", &basic())
+                .set("authorization", &admin_basic())
                 .send(&mut body)
                 .map(|r| r.status())
                 .is_ok()
@@ -310,49 +378,48 @@ fn a_host_killed_mid_upload_keeps_no_partial_blob_and_the_upload_resumes() {
     assert_eq!(range_len(&r), SIZE, "the session now holds the whole blob");
     let location = r.header("location").unwrap().to_owned();
 
-    // 4. The host is killed again while it verifies and commits the blob (the PUT): it
-    // is seen reading the session's data back to hash it.
+    // 4. The host is killed again inside the commit of the blob (the PUT): the commit
+    // reads the session's data back to hash it, then fsyncs it, and only then renames it
+    // into place. Nothing else opens that file for reading (appends open it to append),
+    // so the host is frozen until it is seen holding it open that way, and killed while
+    // frozen. Were it never seen so, the kill would show nothing: the test fails.
     let mut put = std::net::TcpStream::connect(host.host()).unwrap();
-    let before = bytes_read(host.pid());
     write!(
         put,
         "PUT {location}?digest={digest} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\n\
          Content-Length: 0\r\nConnection: close\r\n\r\n",
         host.host(),
-        basic()
+        admin_basic()
     )
     .unwrap();
     put.flush().unwrap();
-    let pid = host.pid();
-    wait_until(
-        Duration::from_secs(60),
-        "the host to read the upload back",
-        || bytes_read(pid) >= before + 8 * MIB,
+    let (session_data, offset) = freeze_in_commit(host.pid(), &data, Duration::from_secs(60));
+    eprintln!(
+        "killed in the commit, {} MiB into reading {}",
+        offset / MIB,
+        session_data.display()
+    );
+    // On disk at the kill: the session's data whole, and no blob yet.
+    assert_eq!(std::fs::metadata(&session_data).unwrap().len(), SIZE);
+    assert!(
+        !blob_file(&data, &digest).exists(),
+        "no blob before the rename"
     );
     host.kill();
 
-    // 5. Whatever the kill interrupted, the blob is complete or absent, and the push
-    // can be finished: by the PUT again while the session is there, else afresh.
+    // 5. Started again: the commit did not finish, so there is no blob, and the session
+    // still holds every byte; the PUT again finishes the push.
     let host = HostProcess::start(&data);
     assert_store_consistent(&data);
-    match head_blob(&host, repo, &digest) {
-        (200, len) => {
-            eprintln!("the blob was committed before the kill");
-            assert_eq!(len, Some(SIZE), "a committed blob is complete")
-        }
-        (404, _) => {
-            let r = send(agent().get(&host.url(&location)), None);
-            match r.status() {
-                204 => {
-                    assert_eq!(range_len(&r), SIZE, "the session kept every byte");
-                    finish(&host, &location, &digest);
-                }
-                404 => push_whole(&host, repo, &digest),
-                other => panic!("upload status after the second crash: {other}"),
-            }
-        }
-        other => panic!("HEAD of the blob after the second crash: {other:?}"),
-    }
+    assert_eq!(
+        head_blob(&host, repo, &digest).0,
+        404,
+        "a commit cut off makes no blob"
+    );
+    let r = send(agent().get(&host.url(&location)), None);
+    assert_eq!(r.status(), 204, "the session survived a kill in its commit");
+    assert_eq!(range_len(&r), SIZE, "the session kept every byte");
+    finish(&host, &location, &digest);
     assert_eq!(head_blob(&host, repo, &digest), (200, Some(SIZE)));
     assert_served_intact(&host, repo, &digest);
 

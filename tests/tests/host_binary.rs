@@ -1,24 +1,16 @@
 //! The `hoist-host` binary's operations: `/readyz` telling a load balancer the truth about
 //! storage, and the offline `hoist-host gc` command.
 
-use hoist_tests::hoist_server::ADMIN_PASSWORD;
+use hoist_tests::hoist_server::admin_basic;
 use hoist_tests::host_process::{HostProcess, command};
 use hoist_tests::images::{Format, Pusher};
 use std::time::Duration;
-
-fn basic() -> String {
-    use base64::Engine;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN_PASSWORD}"))
-    )
-}
 
 fn get(url: &str) -> (u16, serde_json::Value) {
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(30))
         .build();
-    let r = match agent.get(url).set("authorization", &basic()).call() {
+    let r = match agent.get(url).set("authorization", &admin_basic()).call() {
         Ok(r) | Err(ureq::Error::Status(_, r)) => r,
         Err(e) => panic!("GET {url}: {e}"),
     };
@@ -92,13 +84,13 @@ fn hoist_host_gc_frees_unreferenced_blobs_offline_and_keeps_images() {
     let host = HostProcess::start(&data);
     let (status, _) = {
         let r = ureq::post(&host.url("/api/v1/projects"))
-            .set("authorization", &basic())
+            .set("authorization", &admin_basic())
             .send_json(serde_json::json!({"name": "team", "public": false}))
             .unwrap();
         (r.status(), ())
     };
     assert_eq!(status, 201);
-    let pusher = Pusher::new(&host.url("")).with_auth(basic());
+    let pusher = Pusher::new(&host.url("")).with_auth(admin_basic());
     let image = pusher.image(
         "team/app",
         Some("v1"),
@@ -138,7 +130,7 @@ fn hoist_host_gc_frees_unreferenced_blobs_offline_and_keeps_images() {
     assert_eq!(status, 200, "{manifest}");
     for (digest, size) in &image.blobs {
         let r = ureq::head(&host.url(&format!("/v2/team/app/blobs/{digest}")))
-            .set("authorization", &basic())
+            .set("authorization", &admin_basic())
             .call()
             .unwrap();
         assert_eq!(r.header("content-length"), Some(size.to_string().as_str()));

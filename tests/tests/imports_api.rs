@@ -3,7 +3,7 @@
 //! restarts, and refusals of bad input.
 
 use hoist_tests::fake_registry::{FakeRegistry, Fault};
-use hoist_tests::hoist_server::{HoistServer, test_config};
+use hoist_tests::hoist_server::{HoistServer, admin_basic, admin_creds, test_config};
 use hoist_tests::images::{self, Format, Pusher};
 use hoist_tests::registry::{Auth, Registry};
 use hoist_tests::{skopeo, wait_until};
@@ -20,14 +20,6 @@ fn docker_hub() -> (Registry, String) {
     (src, app.digest)
 }
 
-fn import(host: &HoistServer, project: &str, body: Value) -> (u16, Value) {
-    host.admin(
-        "POST",
-        &format!("/api/v1/projects/{project}/images/import"),
-        Some(body),
-    )
-}
-
 #[test]
 fn an_import_lands_in_the_project_with_its_progress_streamed() {
     let (src, digest) = docker_hub();
@@ -36,7 +28,7 @@ fn an_import_lands_in_the_project_with_its_progress_streamed() {
     let host = HoistServer::start(test_config(dir.path(), &[("docker.io", &mirror)]));
     host.project("web", false);
 
-    let (status, accepted) = import(&host, "web", json!({"source_url": "app:v1"}));
+    let (status, accepted) = host.import("web", json!({"source_url": "app:v1"}));
     assert_eq!(status, 202, "{accepted}");
     assert_eq!(
         accepted["task"]["source_canonical"],
@@ -85,46 +77,32 @@ fn an_import_lands_in_the_project_with_its_progress_streamed() {
     );
 }
 
-fn admin_creds() -> String {
-    format!("admin:{}", hoist_tests::hoist_server::ADMIN_PASSWORD)
-}
-
-fn admin_basic() -> String {
-    use base64::Engine;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(admin_creds())
-    )
-}
-
 #[test]
 fn bad_input_is_refused_with_the_field_and_a_fix() {
     let dir = tempfile::tempdir().unwrap();
     let host = HoistServer::start(test_config(dir.path(), &[]));
     host.project("web", false);
 
-    let (status, body) = import(&host, "web", json!({"source_url": "UPPER/Case:tag"}));
+    let (status, body) = host.import("web", json!({"source_url": "UPPER/Case:tag"}));
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["field"], "source_url");
     assert_eq!(body["error"]["code"], "invalid_reference");
 
-    let (status, body) = import(
-        &host,
+    let (status, body) = host.import(
         "web",
         json!({"source_url": "nginx", "target_tag": "bad tag!"}),
     );
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["field"], "target_tag");
 
-    let (status, body) = import(
-        &host,
+    let (status, body) = host.import(
         "web",
         json!({"source_url": "nginx", "platforms": ["linux"]}),
     );
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["field"], "platforms");
 
-    let (status, body) = import(&host, "web", json!({"source": "nginx"}));
+    let (status, body) = host.import("web", json!({"source": "nginx"}));
     assert_eq!(status, 400, "{body}");
     assert!(
         body["error"]["message"]
@@ -134,7 +112,7 @@ fn bad_input_is_refused_with_the_field_and_a_fix() {
         "{body}"
     );
 
-    let (status, body) = import(&host, "nope", json!({"source_url": "nginx"}));
+    let (status, body) = host.import("nope", json!({"source_url": "nginx"}));
     assert_eq!(status, 404, "{body}");
     assert!(
         body["error"]["message"]
@@ -159,12 +137,8 @@ fn credentials_given_for_a_private_source_never_show_up_again() {
         user: "carol".into(),
         password: password.into(),
     });
-    use base64::Engine;
     Pusher::new(&src.url())
-        .with_auth(format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("carol:{password}"))
-        ))
+        .with_auth(hoist_tests::basic("carol", password))
         .image(
             "team/app",
             Some("v1"),
@@ -177,8 +151,7 @@ fn credentials_given_for_a_private_source_never_show_up_again() {
     hoist_tests::hoist_server::over_plain_http(&mut config, &src.host());
     let host = HoistServer::start(config);
     host.project("web", false);
-    let (status, accepted) = import(
-        &host,
+    let (status, accepted) = host.import(
         "web",
         json!({
             "source_url": format!("{}/team/app:v1", src.host()),
@@ -241,8 +214,8 @@ fn the_same_import_twice_is_merged_and_a_cancelled_one_can_be_retried() {
     host.project("web", false);
 
     let body = json!({"source_url": format!("{}/fake:v1", fake.host())});
-    let (_, first) = import(&host, "web", body.clone());
-    let (status, second) = import(&host, "web", body.clone());
+    let (_, first) = host.import("web", body.clone());
+    let (status, second) = host.import("web", body.clone());
     assert_eq!(status, 202);
     assert_eq!(second["merged"], true, "{second}");
     assert_eq!(second["task_id"], first["task_id"]);
@@ -251,7 +224,7 @@ fn the_same_import_twice_is_merged_and_a_cancelled_one_can_be_retried() {
     // the running task, so they are refused, naming the task to wait for.
     let mut other = body.clone();
     other["platforms"] = json!(["linux/arm64"]);
-    let (status, refused) = import(&host, "web", other);
+    let (status, refused) = host.import("web", other);
     assert_eq!(status, 409, "{refused}");
     assert_eq!(refused["error"]["field"], "platforms", "{refused}");
     assert!(
@@ -260,7 +233,7 @@ fn the_same_import_twice_is_merged_and_a_cancelled_one_can_be_retried() {
     );
     let mut other = body.clone();
     other["auth"] = json!({"username": "u", "password": "p"});
-    let (status, refused) = import(&host, "web", other);
+    let (status, refused) = host.import("web", other);
     assert_eq!(status, 409, "{refused}");
     assert_eq!(refused["error"]["field"], "auth", "{refused}");
     assert!(!refused.to_string().contains("\"p\""), "{refused}");
@@ -294,8 +267,7 @@ fn an_import_interrupted_by_a_restart_continues_and_finishes() {
     let (fake, config) = slow_source(dir.path());
     let host = HoistServer::start(config.clone());
     host.project("web", false);
-    let (_, accepted) = import(
-        &host,
+    let (_, accepted) = host.import(
         "web",
         json!({"source_url": format!("{}/fake:v1", fake.host())}),
     );
@@ -369,7 +341,7 @@ fn a_source_on_a_refused_network_fails_with_the_class_named() {
     config.egress.allowed_networks.clear();
     let host = HoistServer::start(config);
     host.project("web", false);
-    let (_, accepted) = import(&host, "web", json!({"source_url": "app:v1"}));
+    let (_, accepted) = host.import("web", json!({"source_url": "app:v1"}));
     let task = host.wait_task(accepted["task_id"].as_str().unwrap(), TASK_DEADLINE);
     assert_eq!(task["state"], "failed");
     assert_eq!(task["error"]["code"], "denied_by_policy", "{task}");
@@ -416,7 +388,7 @@ fn projects_are_managed_by_the_admin_and_not_deleted_while_they_hold_images() {
         .collect();
     assert_eq!(names, ["pub"], "anonymous callers see public projects only");
 
-    let (_, accepted) = import(&host, "web", json!({"source_url": "app:v1"}));
+    let (_, accepted) = host.import("web", json!({"source_url": "app:v1"}));
     let task = host.wait_task(accepted["task_id"].as_str().unwrap(), TASK_DEADLINE);
     assert_eq!(task["state"], "succeeded", "{task}");
     let (status, body) = host.admin("DELETE", "/api/v1/projects/web", None);
@@ -430,21 +402,6 @@ fn projects_are_managed_by_the_admin_and_not_deleted_while_they_hold_images() {
         &format!("{}/web/app:v1", host.host()),
         &admin_creds()
     ));
-}
-
-fn skopeo_copy(src: &str, dst: &str, dest_creds: &str) -> std::process::Output {
-    std::process::Command::new("skopeo")
-        .args([
-            "copy",
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-            "--dest-creds",
-            dest_creds,
-            &format!("docker://{src}"),
-            &format!("docker://{dst}"),
-        ])
-        .output()
-        .unwrap()
 }
 
 #[test]
@@ -465,20 +422,22 @@ fn a_robot_pushes_where_its_scopes_allow_and_nowhere_else() {
     let creds = format!("robot$ci:{secret}");
 
     let source = format!("{}/library/app:v1", src.host());
-    let ok = skopeo_copy(&source, &format!("{}/web/app:v1", host.host()), &creds);
+    let push = |to: &str, creds: &str| {
+        skopeo::copy_with(
+            &source,
+            &format!("{}/{to}", host.host()),
+            &["--dest-creds", creds],
+        )
+    };
+    push("web/app:v1", &creds).unwrap_or_else(|e| panic!("{e}"));
     assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
+        push("other/app:v1", &creds).is_err(),
+        "no push right on other"
     );
-    let denied = skopeo_copy(&source, &format!("{}/other/app:v1", host.host()), &creds);
-    assert!(!denied.status.success(), "no push right on other");
-    let wrong = skopeo_copy(
-        &source,
-        &format!("{}/web/app:v2", host.host()),
-        "robot$ci:nope",
+    assert!(
+        push("web/app:v2", "robot$ci:nope").is_err(),
+        "a wrong secret is refused"
     );
-    assert!(!wrong.status.success(), "a wrong secret is refused");
 
     let (_, robots) = host.admin("GET", "/api/v1/robots", None);
     assert!(
@@ -488,8 +447,10 @@ fn a_robot_pushes_where_its_scopes_allow_and_nowhere_else() {
     assert_eq!(robots[0]["scopes"][0]["project"], "web");
     let (status, _) = host.admin("DELETE", "/api/v1/robots/ci", None);
     assert_eq!(status, 204);
-    let after = skopeo_copy(&source, &format!("{}/web/app:v3", host.host()), &creds);
-    assert!(!after.status.success(), "a deleted robot is locked out");
+    assert!(
+        push("web/app:v3", &creds).is_err(),
+        "a deleted robot is locked out"
+    );
 }
 
 /// Every error from `/api/v1` is the API's JSON error, including those axum answers

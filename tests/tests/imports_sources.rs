@@ -6,10 +6,10 @@
 
 use hoist_tests::fake_registry::{FakeRegistry, Fault};
 use hoist_tests::fault_proxy::{FaultProxy, ProxyFault};
-use hoist_tests::hoist_server::{ADMIN_PASSWORD, HoistServer, test_config};
+use hoist_tests::hoist_server::{HoistServer, admin_basic, admin_creds, test_config};
 use hoist_tests::images::{Format, Pusher, docker_hub};
 use hoist_tests::registry::{Auth, Registry};
-use hoist_tests::token_server::{ISSUER, SERVICE, TokenField, TokenServer};
+use hoist_tests::token_server::{TokenField, token_registry};
 use hoist_tests::{skopeo, wait_until};
 use serde_json::{Value, json};
 use std::io::Write;
@@ -18,20 +18,6 @@ use std::time::{Duration, Instant};
 
 const LAYERS: &[usize] = &[200_000, 400_000];
 const TASK_DEADLINE: Duration = Duration::from_secs(120);
-
-fn admin_creds() -> String {
-    format!("admin:{ADMIN_PASSWORD}")
-}
-
-fn import(host: &HoistServer, project: &str, body: Value) -> String {
-    let (status, accepted) = host.admin(
-        "POST",
-        &format!("/api/v1/projects/{project}/images/import"),
-        Some(body),
-    );
-    assert_eq!(status, 202, "{accepted}");
-    accepted["task_id"].as_str().unwrap().to_owned()
-}
 
 #[test]
 fn ghcr_quay_and_k8s_references_import_through_their_mirrors() {
@@ -96,7 +82,7 @@ fn ghcr_quay_and_k8s_references_import_through_their_mirrors() {
     ];
     let ids: Vec<String> = cases
         .iter()
-        .map(|(source, ..)| import(&host, "mirror", json!({"source_url": source})))
+        .map(|(source, ..)| host.start_import("mirror", json!({"source_url": source})))
         .collect();
     for (id, (source, target, origin, origin_ref, digest)) in ids.iter().zip(&cases) {
         let task = host.wait_task(id, TASK_DEADLINE);
@@ -149,13 +135,7 @@ impl Write for LogWriter {
 fn a_private_source_behind_token_auth_imports_and_its_password_is_never_logged() {
     let logs = captured_logs();
     let password = "tok3n-source-pw-9a1e";
-    let tokens = TokenServer::start("dana", password, TokenField::AccessToken);
-    let src = Registry::start(Auth::Token {
-        realm: tokens.realm(),
-        service: SERVICE.into(),
-        issuer: ISSUER.into(),
-        cert_pem: tokens.cert_pem.clone(),
-    });
+    let (tokens, src) = token_registry("dana", password, TokenField::AccessToken);
     let pushed = Pusher::new(&src.url())
         .with_auth(format!(
             "Bearer {}",
@@ -176,7 +156,7 @@ fn a_private_source_behind_token_auth_imports_and_its_password_is_never_logged()
 
     // Without credentials the source refuses, and the task says what would fix it.
     let source = format!("{}/team/secret:v2", src.host());
-    let id = import(&host, "web", json!({"source_url": source}));
+    let id = host.start_import("web", json!({"source_url": source}));
     let task = host.wait_task(&id, TASK_DEADLINE);
     assert_eq!(task["state"], "failed", "{task}");
     assert_eq!(task["error"]["code"], "unauthorized", "{task}");
@@ -188,8 +168,7 @@ fn a_private_source_behind_token_auth_imports_and_its_password_is_never_logged()
         "{task}"
     );
     // With a wrong password, the task says the credentials were refused, not missing.
-    let id = import(
-        &host,
+    let id = host.start_import(
         "web",
         json!({"source_url": source, "auth": {"username": "dana", "password": "wrong"}}),
     );
@@ -203,8 +182,7 @@ fn a_private_source_behind_token_auth_imports_and_its_password_is_never_logged()
         "{task}"
     );
 
-    let id = import(
-        &host,
+    let id = host.start_import(
         "web",
         json!({"source_url": source, "target_image": "secret", "target_tag": "v2",
                "auth": {"username": "dana", "password": password}}),
@@ -246,13 +224,12 @@ fn twenty_imports_at_once_stay_under_the_worker_limit_while_pulls_keep_working()
     hoist_tests::hoist_server::over_plain_http(&mut config, &fake.host());
     let host = HoistServer::start(config);
     host.project("busy", false);
-    let id = import(&host, "busy", json!({"source_url": "resident:v1"}));
+    let id = host.start_import("busy", json!({"source_url": "resident:v1"}));
     assert_eq!(host.wait_task(&id, TASK_DEADLINE)["state"], "succeeded");
 
     let ids: Vec<String> = (0..20)
         .map(|i| {
-            import(
-                &host,
+            host.start_import(
                 "busy",
                 json!({"source_url": format!("{}/fake:v1", fake.host()),
                        "target_image": format!("copy{i}"), "target_tag": "v1"}),
@@ -327,7 +304,7 @@ fn an_external_target_receives_imports_pushed_with_the_hosts_own_account() {
     let host = HoistServer::start(config);
     host.project("ext", false);
 
-    let id = import(&host, "ext", json!({"source_url": "app:v1"}));
+    let id = host.start_import("ext", json!({"source_url": "app:v1"}));
     let task = host.wait_task(&id, TASK_DEADLINE);
     assert_eq!(task["state"], "succeeded", "{task}");
     let landed = format!("{}/ext/app:v1", external.host());
@@ -358,8 +335,7 @@ fn imports_into_one_project_move_a_shared_layer_once() {
     let ids: Vec<String> = ["one", "two"]
         .iter()
         .map(|name| {
-            import(
-                &host,
+            host.start_import(
                 "shared",
                 json!({"source_url": source, "target_image": name, "target_tag": "v1"}),
             )
@@ -398,8 +374,7 @@ fn imports_into_one_project_move_a_shared_layer_once() {
     );
     // Later, a third repository of the project gets the layer from the first two, not
     // from the source.
-    let id = import(
-        &host,
+    let id = host.start_import(
         "shared",
         json!({"source_url": source, "target_image": "three", "target_tag": "v1"}),
     );
@@ -433,7 +408,7 @@ fn an_image_addressed_by_sha512_is_imported_with_its_sha512_digests() {
             },
             &source.url(path),
         )
-        .set("authorization", &basic(&admin_creds()))
+        .set("authorization", &admin_basic())
         .set("content-type", content_type)
         .send_bytes(bytes)
         .unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -502,7 +477,7 @@ fn an_image_addressed_by_sha512_is_imported_with_its_sha512_digests() {
             &arm_digest,
         ),
     ] {
-        let id = import(&host, "dst", body);
+        let id = host.start_import("dst", body);
         let task = host.wait_task(&id, TASK_DEADLINE);
         assert_eq!(task["state"], "succeeded", "{task}");
         assert_eq!(task["digest"], digest.as_str(), "{task}");
@@ -511,7 +486,7 @@ fn an_image_addressed_by_sha512_is_imported_with_its_sha512_digests() {
         // not verify sha512 content, so the walk is done here.)
         let fetch = |kind: &str, reference: &str| {
             let got = ureq::get(&host.url(&format!("/v2/dst/app/{kind}/{reference}")))
-                .set("authorization", &basic(&admin_creds()))
+                .set("authorization", &admin_basic())
                 .set("accept", "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json")
                 .call()
                 .unwrap_or_else(|e| panic!("{kind}/{reference}: {e}"));
@@ -550,14 +525,6 @@ fn an_image_addressed_by_sha512_is_imported_with_its_sha512_digests() {
     }
 }
 
-fn basic(credentials: &str) -> String {
-    use base64::Engine as _;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(credentials)
-    )
-}
-
 /// A source that reports its pull quota as Docker Hub does: the import's task carries
 /// what was left after it, and the API shows it.
 #[test]
@@ -576,7 +543,7 @@ fn an_import_reports_the_quota_its_source_has_left() {
     let mirror = format!("http://{}", proxy.host());
     let host = HoistServer::start(test_config(dir.path(), &[("docker.io", &mirror)]));
     host.project("hub", false);
-    let id = import(&host, "hub", json!({"source_url": "app:v1"}));
+    let id = host.start_import("hub", json!({"source_url": "app:v1"}));
     let task = host.wait_task(&id, TASK_DEADLINE);
     assert_eq!(task["state"], "succeeded", "{task}");
     // One pull: the manifest GET. HEADs are free.

@@ -9,7 +9,7 @@
 //! `HOIST_KILL_SEED` replays a run.
 
 use hoist_tests::fake_registry::{FakeRegistry, Fault};
-use hoist_tests::hoist_server::ADMIN_PASSWORD;
+use hoist_tests::hoist_server::{admin_basic, admin_creds};
 use hoist_tests::host_process::HostProcess;
 use hoist_tests::images::{Format, Pusher};
 use hoist_tests::registry::{Auth, Registry};
@@ -34,17 +34,11 @@ fn agent() -> ureq::Agent {
         .build()
 }
 
-fn basic() -> String {
-    use base64::Engine as _;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN_PASSWORD}"))
-    )
-}
-
 /// A JSON call as the admin; None when the host is down.
 fn call(url: &str, method: &str, body: Option<Value>) -> Option<(u16, Value)> {
-    let request = agent().request(method, url).set("authorization", &basic());
+    let request = agent()
+        .request(method, url)
+        .set("authorization", &admin_basic());
     let answer = match body {
         Some(b) => request.send_json(b),
         None => request.call(),
@@ -59,7 +53,7 @@ fn call(url: &str, method: &str, body: Option<Value>) -> Option<(u16, Value)> {
 fn get_bytes(url: &str) -> (u16, Vec<u8>) {
     match agent()
         .get(url)
-        .set("authorization", &basic())
+        .set("authorization", &admin_basic())
         .set(
             "accept",
             "application/vnd.oci.image.manifest.v1+json, \
@@ -211,7 +205,7 @@ fn imports_and_pushes_come_through_a_kill_loop_whole() {
                     let out = std::process::Command::new("skopeo")
                         .args(["copy", "--retry-times", "0", "--src-tls-verify=false"])
                         .args(["--dest-tls-verify=false", "--dest-creds"])
-                        .arg(format!("admin:{ADMIN_PASSWORD}"))
+                        .arg(admin_creds())
                         .arg(format!("docker://{source}/library/app{j}-{n}:v1"))
                         .arg(format!("docker://{target}/{name}:v1"))
                         .output()

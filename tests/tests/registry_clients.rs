@@ -8,7 +8,9 @@
 //! token authentication, a private project, and credentials on every side.
 
 use hoist_registry::{Registry, RegistryOptions};
-use hoist_tests::hoist_server::{ADMIN_PASSWORD, HoistServer, test_config};
+use hoist_tests::hoist_server::{
+    ADMIN_PASSWORD, HoistServer, admin_basic, admin_creds, test_config,
+};
 use hoist_tests::images::{Format, Pushed, Pusher, sha256};
 use hoist_tests::registry::{Auth, Registry as Distribution};
 use hoist_tests::{serve, skopeo, wait_until};
@@ -47,32 +49,6 @@ impl Hoist {
     }
 }
 
-fn skopeo_copy(from: &str, to: &str) {
-    skopeo_copy_with(from, to, &[]).unwrap_or_else(|e| panic!("skopeo copy {from} {to}: {e}"));
-}
-
-/// `skopeo copy --all` with extra arguments (`--src-creds`, `--dest-creds`); the error
-/// is skopeo's stderr.
-fn skopeo_copy_with(from: &str, to: &str, extra: &[&str]) -> Result<(), String> {
-    let out = Command::new("skopeo")
-        .args([
-            "copy",
-            "--all",
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-        ])
-        .args(extra)
-        .arg(format!("docker://{from}"))
-        .arg(format!("docker://{to}"))
-        .output()
-        .expect("skopeo is installed by scripts/install-deps.sh");
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
 /// Pushes the two images the skopeo tests copy: `lib/single:v1` (Docker, linux/amd64)
 /// and `lib/multi:v2` (an OCI index for linux/amd64 and linux/arm64/v8).
 fn single_and_multi(pusher: &Pusher) -> (Pushed, Pushed) {
@@ -104,7 +80,7 @@ fn skopeo_copies_images_through_hoist_with_their_digests_kept() {
     for (repo, tag, pushed) in [("single", "v1", &single), ("multi", "v2", &multi)] {
         let src = format!("{}/lib/{repo}:{tag}", source.host());
         let in_hoist = format!("{}/team/{repo}:{tag}", hoist.host());
-        skopeo_copy(&src, &in_hoist);
+        skopeo::copy(&src, &in_hoist);
         let raw = skopeo::inspect_raw(&in_hoist, None);
         assert_eq!(
             raw, pushed.manifest,
@@ -116,7 +92,7 @@ fn skopeo_copies_images_through_hoist_with_their_digests_kept() {
 
         // And out again, into another registry.
         let out = format!("{}/copied/{repo}:{tag}", target.host());
-        skopeo_copy(&in_hoist, &out);
+        skopeo::copy(&in_hoist, &out);
         assert_eq!(skopeo::inspect_raw(&out, None), pushed.manifest);
     }
 
@@ -298,13 +274,10 @@ fn skopeo_copies_into_and_out_of_a_private_project_with_logins() {
     let data = tempfile::tempdir().unwrap();
     let hoist = HoistServer::start(test_config(data.path(), &[]));
     hoist.project("team", false);
-    let admin = format!("admin:{ADMIN_PASSWORD}");
+    let admin = admin_creds();
 
-    let pusher = {
-        use base64::Engine as _;
-        let token = base64::engine::general_purpose::STANDARD.encode("source-user:source-pass");
-        Pusher::new(&source.url()).with_auth(format!("Basic {token}"))
-    };
+    let pusher =
+        Pusher::new(&source.url()).with_auth(hoist_tests::basic("source-user", "source-pass"));
     let (single, multi) = single_and_multi(&pusher);
 
     for (repo, tag, pushed) in [("single", "v1", &single), ("multi", "v2", &multi)] {
@@ -313,9 +286,9 @@ fn skopeo_copies_into_and_out_of_a_private_project_with_logins() {
 
         // Anonymous, and with a wrong password, the push is refused.
         let anonymous =
-            skopeo_copy_with(&src, &in_hoist, &["--src-creds", "source-user:source-pass"]);
+            skopeo::copy_with(&src, &in_hoist, &["--src-creds", "source-user:source-pass"]);
         assert!(anonymous.is_err(), "{repo}: an anonymous push");
-        let wrong = skopeo_copy_with(
+        let wrong = skopeo::copy_with(
             &src,
             &in_hoist,
             &[
@@ -331,7 +304,7 @@ fn skopeo_copies_into_and_out_of_a_private_project_with_logins() {
             "{repo}: nothing was pushed"
         );
 
-        skopeo_copy_with(
+        skopeo::copy_with(
             &src,
             &in_hoist,
             &[
@@ -354,7 +327,7 @@ fn skopeo_copies_into_and_out_of_a_private_project_with_logins() {
         // copy the image out.
         assert!(!skopeo::exists(&in_hoist), "{repo}: anonymous inspect");
         let out = format!("{}/copied/{repo}:{tag}", target.host());
-        let stolen = skopeo_copy_with(
+        let stolen = skopeo::copy_with(
             &in_hoist,
             &out,
             &["--dest-creds", "target-user:target-pass"],
@@ -365,7 +338,7 @@ fn skopeo_copies_into_and_out_of_a_private_project_with_logins() {
         );
 
         // Out again with both logins, into a registry that wants its own.
-        skopeo_copy_with(
+        skopeo::copy_with(
             &in_hoist,
             &out,
             &[
@@ -402,17 +375,10 @@ fn skopeo_copies_into_and_out_of_a_private_project_with_logins() {
 /// a mount's challenge asks for a read of the repository it mounts from too.
 #[test]
 fn a_token_issued_to_pull_cannot_push_even_for_the_admin() {
-    use base64::Engine;
     let data = tempfile::tempdir().unwrap();
     let host = HoistServer::start(test_config(data.path(), &[]));
     host.project("scoped", false);
-    let basic = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!(
-            "admin:{}",
-            hoist_tests::hoist_server::ADMIN_PASSWORD
-        ))
-    );
+    let basic = admin_basic();
     let token = |scope: &str| -> String {
         let body: serde_json::Value = ureq::get(&host.url("/token"))
             .query("service", &host.host())
@@ -490,18 +456,11 @@ fn a_token_issued_to_pull_cannot_push_even_for_the_admin() {
 /// admin, the JSON API and the UI's data refuse it, and nothing it asked for happens.
 #[test]
 fn the_api_refuses_registry_tokens_of_any_scope() {
-    use base64::Engine;
     let data = tempfile::tempdir().unwrap();
     let host = HoistServer::start(test_config(data.path(), &[]));
     host.project("open", true);
     host.project("private", false);
-    let basic = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!(
-            "admin:{}",
-            hoist_tests::hoist_server::ADMIN_PASSWORD
-        ))
-    );
+    let basic = admin_basic();
     let token = |scope: Option<&str>, auth: Option<&str>| -> String {
         let mut request = ureq::get(&host.url("/token")).query("service", &host.host());
         if let Some(scope) = scope {

@@ -2,30 +2,24 @@
 //! they belong, and an egress policy that keeps imports off addresses the admin did not
 //! allow.
 
+use hoist_imports::PluginRuntime;
 use hoist_imports::boundary::client::Clients;
 use hoist_imports::boundary::credentials::{HostCredential, Secret};
 use hoist_imports::contract::{Phase, PluginError, Status};
 use hoist_imports::egress::{Cidr, EgressPolicy};
 use hoist_imports::settings::{RegistrySettings, SourceSettings};
-use hoist_imports::{ImportAccess, PluginRuntime};
 use hoist_tests::fake_registry::{self, FakeRegistry, Fault};
 use hoist_tests::guest_memory::RecordingMemories;
 use hoist_tests::images::{Format, Pusher};
 use hoist_tests::registry::{Auth, Registry};
-use hoist_tests::token_server::{ISSUER, SERVICE, TokenField, TokenServer};
-use hoist_tests::{PLUGIN_WASM, loopback_clients, request, skopeo};
+use hoist_tests::token_server::{TokenField, token_registry};
+use hoist_tests::{
+    PLUGIN_WASM, assert_done, basic, loopback_clients, request, run_import_holding, skopeo,
+};
 use std::collections::HashMap;
 use std::time::Duration;
 
 const LAYERS: &[usize] = &[200_000, 600_000];
-
-fn block_on<T>(f: impl Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
 
 /// A plugin runtime whose guest memories the test can scan afterwards.
 fn recording_runtime(clients: Clients) -> (PluginRuntime, RecordingMemories) {
@@ -52,31 +46,6 @@ fn credential(registry: &str, user: &str, password: &str) -> HostCredential {
     }
 }
 
-fn import(
-    runtime: &PluginRuntime,
-    source: &str,
-    target: &str,
-    insecure: &[&str],
-    credentials: Vec<HostCredential>,
-) -> Status {
-    let access = ImportAccess {
-        credentials,
-        own_registry: None,
-    };
-    block_on(runtime.import_with(&request(source, target, insecure), access, |_| true))
-        .expect("the plugin runs")
-}
-
-fn assert_done(status: &Status) {
-    assert_eq!(
-        status.phase,
-        Phase::Done,
-        "{:?} {:?}",
-        status.error,
-        status.warnings
-    );
-}
-
 #[test]
 fn basic_credentials_held_by_the_host_work_and_never_enter_the_guest() {
     let password = "host-held-basic-pw-5d1c";
@@ -85,18 +54,15 @@ fn basic_credentials_held_by_the_host_work_and_never_enter_the_guest() {
         password: password.into(),
     });
     let dst = Registry::start(Auth::None);
-    use base64::Engine;
-    let basic = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("alice:{password}"))
-    );
-    Pusher::new(&src.url()).with_auth(basic).image(
-        "private/app",
-        Some("v1"),
-        Format::Oci,
-        LAYERS,
-        ("linux", "amd64"),
-    );
+    Pusher::new(&src.url())
+        .with_auth(basic("alice", password))
+        .image(
+            "private/app",
+            Some("v1"),
+            Format::Oci,
+            LAYERS,
+            ("linux", "amd64"),
+        );
     let source = format!("{}/private/app:v1", src.host());
     let target = format!("{}/proj/app:v1", dst.host());
     let insecure = [src.host(), dst.host()];
@@ -104,18 +70,16 @@ fn basic_credentials_held_by_the_host_work_and_never_enter_the_guest() {
     let (runtime, memories) = recording_runtime(loopback_clients());
 
     // Without the host's credential the registry refuses: the plugin holds none.
-    let refused = import(&runtime, &source, &target, &insecure, Vec::new());
+    let refused = run_import_holding(&runtime, &request(&source, &target, &insecure), Vec::new());
     assert!(
         matches!(refused.error, Some(PluginError::Unauthorized(_))),
         "{:?}",
         refused.error
     );
 
-    let status = import(
+    let status = run_import_holding(
         &runtime,
-        &source,
-        &target,
-        &insecure,
+        &request(&source, &target, &insecure),
         vec![credential(&src.host(), "alice", password)],
     );
     assert_done(&status);
@@ -144,13 +108,7 @@ fn basic_b64(password: &str) -> String {
 #[test]
 fn token_credentials_held_by_the_host_go_to_the_announced_realm_only() {
     let password = "host-held-token-pw-91ab";
-    let tokens = TokenServer::start("bob", password, TokenField::Token);
-    let src = Registry::start(Auth::Token {
-        realm: tokens.realm(),
-        service: SERVICE.into(),
-        issuer: ISSUER.into(),
-        cert_pem: tokens.cert_pem.clone(),
-    });
+    let (tokens, src) = token_registry("bob", password, TokenField::Token);
     let dst = Registry::start(Auth::None);
     Pusher::new(&src.url())
         .with_auth(format!(
@@ -170,11 +128,9 @@ fn token_credentials_held_by_the_host_go_to_the_announced_realm_only() {
     let insecure: Vec<&str> = insecure.iter().map(String::as_str).collect();
     let (runtime, memories) = recording_runtime(loopback_clients());
 
-    let status = import(
+    let status = run_import_holding(
         &runtime,
-        &source,
-        &target,
-        &insecure,
+        &request(&source, &target, &insecure),
         vec![credential(&src.host(), "bob", password)],
     );
     assert_done(&status);
@@ -196,11 +152,13 @@ fn token_credentials_held_by_the_host_go_to_the_announced_realm_only() {
 fn a_redirect_target_never_gets_the_hosts_credentials() {
     let fake = FakeRegistry::start(Fault::RedirectToCdn);
     let dst = Registry::start(Auth::None);
-    let status = import(
+    let status = run_import_holding(
         &hoist_tests::plugin().clone(),
-        &format!("{}/fake:v1", fake.host()),
-        &format!("{}/proj/fake:v1", dst.host()),
-        &[&fake.host(), &dst.host()],
+        &request(
+            &format!("{}/fake:v1", fake.host()),
+            &format!("{}/proj/fake:v1", dst.host()),
+            &[&fake.host(), &dst.host()],
+        ),
         vec![credential(
             &fake.host(),
             fake_registry::USER,
@@ -237,22 +195,26 @@ fn the_default_policy_refuses_loopback_by_address_and_by_name() {
     let src = Registry::start(Auth::None);
     Pusher::new(&src.url()).image("app", Some("v1"), Format::Oci, LAYERS, ("linux", "amd64"));
     let runtime = default_policy_runtime();
-    let by_address = import(
+    let by_address = run_import_holding(
         &runtime,
-        &format!("{}/app:v1", src.host()),
-        "registry.invalid/proj/app:v1",
-        &[&src.host()],
+        &request(
+            &format!("{}/app:v1", src.host()),
+            "registry.invalid/proj/app:v1",
+            &[&src.host()],
+        ),
         Vec::new(),
     );
     assert_denied(&by_address, "loopback");
 
     // A name is judged by what it resolves to.
     let name = format!("localhost:{}", src.port);
-    let by_name = import(
+    let by_name = run_import_holding(
         &runtime,
-        &format!("{name}/app:v1"),
-        "registry.invalid/proj/app:v1",
-        &[&name],
+        &request(
+            &format!("{name}/app:v1"),
+            "registry.invalid/proj/app:v1",
+            &[&name],
+        ),
         Vec::new(),
     );
     assert_denied(&by_name, "loopback");
@@ -261,11 +223,13 @@ fn the_default_policy_refuses_loopback_by_address_and_by_name() {
 #[test]
 fn the_metadata_service_is_refused_without_a_connection_attempt() {
     let runtime = default_policy_runtime();
-    let status = import(
+    let status = run_import_holding(
         &runtime,
-        "169.254.169.254/latest/meta-data:v1",
-        "registry.invalid/proj/x:v1",
-        &["169.254.169.254"],
+        &request(
+            "169.254.169.254/latest/meta-data:v1",
+            "registry.invalid/proj/x:v1",
+            &["169.254.169.254"],
+        ),
         Vec::new(),
     );
     assert_denied(&status, "metadata");
@@ -288,11 +252,13 @@ fn a_redirect_to_an_address_the_policy_refuses_is_refused() {
         .unwrap(),
     );
     let target = format!("{}/proj/fake:v1", dst.host());
-    let status = import(
+    let status = run_import_holding(
         &runtime,
-        &format!("{}/fake:v1", fake.host()),
-        &target,
-        &[&fake.host(), &dst.host(), "127.0.0.2"],
+        &request(
+            &format!("{}/fake:v1", fake.host()),
+            &target,
+            &[&fake.host(), &dst.host(), "127.0.0.2"],
+        ),
         Vec::new(),
     );
     assert_denied(&status, "127.0.0.2");

@@ -3,7 +3,7 @@
 //! dropped in time while ordinary clients are served, and a slow upload that keeps
 //! moving is never cut off.
 
-use hoist_tests::hoist_server::{ADMIN_PASSWORD, HoistServer, test_config};
+use hoist_tests::hoist_server::{HoistServer, admin_basic, test_config};
 use hoist_tests::wait_until;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -39,11 +39,6 @@ fn closed(stream: &mut TcpStream) -> bool {
     }
 }
 
-fn basic() -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN_PASSWORD}"))
-}
-
 #[test]
 fn silent_and_idle_connections_are_dropped_while_a_slow_upload_completes() {
     let (host, _dir) = host(4096);
@@ -69,10 +64,10 @@ fn silent_and_idle_connections_are_dropped_while_a_slow_upload_completes() {
     // A slow upload: its body trickles in over three times the header timeout, and
     // completes, since it keeps moving.
     let slow_host = host.host();
-    let auth = basic();
+    let auth = admin_basic();
     let uploader = std::thread::spawn(move || {
         let location = ureq::post(&format!("http://{slow_host}/v2/team/app/blobs/uploads/"))
-            .set("authorization", &format!("Basic {auth}"))
+            .set("authorization", &auth)
             .call()
             .unwrap()
             .header("location")
@@ -83,7 +78,7 @@ fn silent_and_idle_connections_are_dropped_while_a_slow_upload_completes() {
         let pieces = 30;
         write!(
             s,
-            "PATCH {location} HTTP/1.1\r\nHost: {slow_host}\r\nAuthorization: Basic {auth}\r\n\
+            "PATCH {location} HTTP/1.1\r\nHost: {slow_host}\r\nAuthorization: {auth}\r\n\
              Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\
              Connection: close\r\n\r\n",
             chunk.len() * pieces

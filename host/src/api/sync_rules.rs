@@ -4,10 +4,10 @@
 
 use super::projects::visible;
 use super::{ApiCaller, ApiError, AppState, JsonBody};
-use crate::store::Secret;
 use crate::sync::rule::{Rule, RuleBody};
 use crate::sync::run::{Run, Trigger};
 use crate::sync::runner::Started;
+use crate::sync::store::Secret;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;

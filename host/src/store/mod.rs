@@ -1,14 +1,13 @@
 //! The host's own rows in the metadata database (import tasks and robots), and the
-//! adapters that let the imports crate see what it needs of the registry's rows.
+//! adapters that let the imports crate see what it needs of the registry's rows. Sync
+//! rules and runs keep their rows in `sync::store`, beside their records.
 
 mod robots;
-mod sync;
 mod tasks;
 
 pub use robots::{ProjectScope, Robot};
-pub(crate) use sync::Secret;
 
-use hoist_imports::shared_blobs::BlobIndex;
+use hoist_imports::BlobIndex;
 use hoist_registry::Metadata;
 use std::sync::Arc;
 

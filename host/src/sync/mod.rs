@@ -6,3 +6,4 @@ pub(crate) mod rule;
 pub(crate) mod run;
 pub(crate) mod runner;
 pub(crate) mod schedule;
+pub(crate) mod store;

@@ -19,7 +19,7 @@ use wasmtime_wasi_http::WasiBody;
 
 /// Why the policy stopped a connection: the host, the address and its class.
 #[derive(Debug, Clone)]
-pub struct PolicyDenied {
+pub(crate) struct PolicyDenied {
     pub host: String,
     pub ip: IpAddr,
     pub class: Refused,
@@ -48,7 +48,7 @@ impl std::error::Error for PolicyDenied {}
 /// address dialled, not a name, leaves no window for a DNS answer that changes between
 /// the check and the connection (rebinding).
 #[derive(Clone)]
-pub struct PolicyConnector {
+pub(crate) struct PolicyConnector {
     policy: Arc<EgressPolicy>,
     connect_timeout: Duration,
 }
@@ -128,7 +128,7 @@ impl PolicyConnector {
     }
 }
 
-pub type PooledClient = Client<hyper_rustls::HttpsConnector<PolicyConnector>, WasiBody>;
+pub(crate) type PooledClient = Client<hyper_rustls::HttpsConnector<PolicyConnector>, WasiBody>;
 
 /// One pooled client per TLS trust setting: the default roots, and each registry that
 /// has extra CAs of its own; and the pacing every request to a source goes through.
@@ -171,7 +171,7 @@ impl Clients {
     }
 
     /// The request ceilings and the quotas sources reported, shared by every clone.
-    pub fn pacing(&self) -> &Arc<Pacing> {
+    pub(crate) fn pacing(&self) -> &Arc<Pacing> {
         &self.pacing
     }
 
@@ -187,7 +187,7 @@ impl Clients {
 
     /// The client for `authority` (`host[:port]`): the one with that registry's extra CAs,
     /// named with or without its port, else the default.
-    pub fn for_authority(&self, authority: &str) -> &PooledClient {
+    pub(crate) fn for_authority(&self, authority: &str) -> &PooledClient {
         let authority = authority.to_ascii_lowercase();
         let host = authority
             .parse::<http::uri::Authority>()
@@ -248,7 +248,7 @@ fn build(
 }
 
 /// The policy refusal somewhere in an error's chain of causes.
-pub fn policy_denial(error: &(dyn std::error::Error + 'static)) -> Option<PolicyDenied> {
+pub(crate) fn policy_denial(error: &(dyn std::error::Error + 'static)) -> Option<PolicyDenied> {
     let mut current = Some(error);
     while let Some(e) = current {
         if let Some(denied) = e.downcast_ref::<PolicyDenied>() {

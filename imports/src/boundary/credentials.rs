@@ -46,7 +46,7 @@ pub struct HostCredential {
 /// One import's credentials and what their registries asked for. Cheap to clone: the
 /// clones share what was learnt.
 #[derive(Clone, Default)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     held: Arc<Vec<HostCredential>>,
     learned: Arc<Mutex<Learned>>,
 }
@@ -61,7 +61,7 @@ struct Learned {
 }
 
 impl Credentials {
-    pub fn new(held: Vec<HostCredential>) -> Self {
+    pub(crate) fn new(held: Vec<HostCredential>) -> Self {
         Self {
             held: Arc::new(held),
             learned: Arc::default(),
@@ -70,7 +70,7 @@ impl Credentials {
 
     /// The `Authorization` value for a request to `url`, if one of the credentials may
     /// go there. Marked sensitive, so that no log prints it.
-    pub fn authorization_for(&self, url: &Url) -> Option<http::HeaderValue> {
+    pub(crate) fn authorization_for(&self, url: &Url) -> Option<http::HeaderValue> {
         let credential = {
             let learned = self.learned.lock();
             let origin = origin_of(url);
@@ -91,7 +91,7 @@ impl Credentials {
     }
 
     /// The credential whose registry answers at `url`'s origin, to learn from its 401.
-    pub fn owner_of(&self, url: &Url) -> Option<usize> {
+    pub(crate) fn owner_of(&self, url: &Url) -> Option<usize> {
         let origin = origin_of(url);
         self.held
             .iter()
@@ -99,7 +99,7 @@ impl Credentials {
     }
 
     /// Records where the credential `index` may go, from a 401 of its registry at `url`.
-    pub fn learn(&self, index: usize, url: &Url, headers: &http::HeaderMap) {
+    pub(crate) fn learn(&self, index: usize, url: &Url, headers: &http::HeaderMap) {
         let Some(challenge) = headers
             .get(http::header::WWW_AUTHENTICATE)
             .and_then(|v| v.to_str().ok())

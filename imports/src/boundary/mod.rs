@@ -30,7 +30,7 @@ use std::sync::Arc;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// The `wasi:http` hooks of one import.
-pub struct ImportNet {
+pub(crate) struct ImportNet {
     clients: Clients,
     credentials: Credentials,
     own: Option<OwnRegistryRoute>,
@@ -48,7 +48,7 @@ impl ImportNet {
     }
 
     /// The policy refusals this import met, to name the class of address in its error.
-    pub fn denials(&self) -> Vec<PolicyDenied> {
+    pub(crate) fn denials(&self) -> Vec<PolicyDenied> {
         self.denials.lock().clone()
     }
 }

@@ -1,7 +1,7 @@
 //! The route to the host's own registry: an import's requests for it are served in
 //! process, through the registry's router, carrying the import's [`InternalGrant`]
 //! instead of any credential. On the way, blob checks and completed uploads take part in
-//! the blob work that imports into one project share ([`crate::shared_blobs`]).
+//! the blob work that imports into one project share (`shared_blobs`).
 
 use crate::shared_blobs::{BlobClaims, BlobIndex, BlobRequest, Turn};
 use hoist_plugin::url::Url;
@@ -23,13 +23,13 @@ pub struct InternalGrant {
 #[derive(Clone)]
 pub struct OwnRegistryRoute {
     /// The authority imports name it by (`127.0.0.1:5000`).
-    pub authority: String,
-    pub router: axum::Router,
-    pub grant: InternalGrant,
+    pub(crate) authority: String,
+    pub(crate) router: axum::Router,
+    pub(crate) grant: InternalGrant,
     /// Blob work shared with the other imports into the registry.
-    pub claims: Arc<BlobClaims>,
+    pub(crate) claims: Arc<BlobClaims>,
     /// Where blobs already are, to mount them instead of copying.
-    pub index: Arc<dyn BlobIndex>,
+    pub(crate) index: Arc<dyn BlobIndex>,
 }
 
 impl OwnRegistryRoute {

@@ -68,7 +68,7 @@ impl Pacing {
 
     /// Waits until a request to `authority` may start. The permit, when the endpoint caps
     /// requests in flight, is to be held until the response's body has been read.
-    pub async fn admit(&self, authority: &str) -> Option<OwnedSemaphorePermit> {
+    pub(crate) async fn admit(&self, authority: &str) -> Option<OwnedSemaphorePermit> {
         let authority = authority.to_ascii_lowercase();
         let limits = *self.limits.get(&authority)?;
         let permit = match limits.max_in_flight {
@@ -105,7 +105,12 @@ impl Pacing {
 
     /// Notes the quota a response from `authority` reports, and when a 429 said to come
     /// back.
-    pub fn observe(&self, authority: &str, status: http::StatusCode, headers: &http::HeaderMap) {
+    pub(crate) fn observe(
+        &self,
+        authority: &str,
+        status: http::StatusCode,
+        headers: &http::HeaderMap,
+    ) {
         let quota = quota_of(headers);
         let resume_at = (status == http::StatusCode::TOO_MANY_REQUESTS)
             .then(|| retry_after_secs(headers))
@@ -127,7 +132,7 @@ impl Pacing {
     }
 
     /// When `authority` last asked, with a 429, to be left alone until.
-    pub fn resume_at_ms(&self, authority: &str) -> Option<i64> {
+    pub(crate) fn resume_at_ms(&self, authority: &str) -> Option<i64> {
         self.endpoints
             .lock()
             .get(&authority.to_ascii_lowercase())?
@@ -135,7 +140,7 @@ impl Pacing {
     }
 
     /// What `authority` last said of its quota.
-    pub fn quota(&self, authority: &str) -> Option<Quota> {
+    pub(crate) fn quota(&self, authority: &str) -> Option<Quota> {
         self.endpoints
             .lock()
             .get(&authority.to_ascii_lowercase())?

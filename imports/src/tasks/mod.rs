@@ -761,14 +761,9 @@ impl TaskRunner {
             .filter_map(|e| pacing.resume_at_ms(&e.authority))
             .max()
     }
-
-    /// The plugin this runner drives, for calls that need no network.
-    pub fn plugin(&self) -> &PluginRuntime {
-        &self.inner.plugin
-    }
 }
 
 /// The registry part of a canonical reference.
-pub fn registry_of(canonical: &str) -> &str {
+pub(crate) fn registry_of(canonical: &str) -> &str {
     canonical.split('/').next().unwrap_or(canonical)
 }

@@ -247,7 +247,7 @@ impl Task {
     }
 
     /// Takes in a status report of the plugin.
-    pub fn apply(&mut self, status: &Status) {
+    pub(crate) fn apply(&mut self, status: &Status) {
         self.updated_at = Some(hoist_common::clock::now_rfc3339_millis());
         self.phase = Some(phase_name(status.phase).into());
         self.bytes_done = status.bytes_done;
@@ -335,7 +335,7 @@ pub fn host_error(message: String) -> TaskError {
 }
 
 /// At most this many platform filters per request: an image index lists a few dozen.
-pub const MAX_PLATFORMS: usize = 64;
+pub(crate) const MAX_PLATFORMS: usize = 64;
 
 /// The plugin's view, for building requests. Each part is checked as a word of letters,
 /// digits, `.`, `_` and `-` (as `GOOS`/`GOARCH` values are), so that nothing like a path

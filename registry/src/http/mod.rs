@@ -85,7 +85,7 @@ pub enum Endpoint {
 /// Splits a path under `/v2/` (already percent-decoded, without the prefix) into the
 /// repository name and the endpoint. The name is what is left of the endpoint's fixed
 /// tail, so names may have any number of components.
-pub fn parse_path(path: &str) -> Option<(Option<String>, Endpoint)> {
+pub(crate) fn parse_path(path: &str) -> Option<(Option<String>, Endpoint)> {
     if path == "_catalog" {
         return Some((None, Endpoint::Catalog));
     }

@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 /// The most entries one page holds, whatever `n` asks for.
-pub const MAX_PAGE: u64 = 10_000;
+pub(crate) const MAX_PAGE: u64 = 10_000;
 /// The catalog's page when `n` is absent (the tag list then has no limit but this one).
-pub const CATALOG_PAGE: u64 = 1_000;
+pub(crate) const CATALOG_PAGE: u64 = 1_000;
 
 /// Reads `n`: absent gives `default`; not a number is a 400; larger than the cap is cut.
 fn page_size(query: &Query, default: u64) -> Result<u64> {

@@ -1,6 +1,13 @@
 //! The schema, as numbered steps. A database records the last step it took in
 //! `PRAGMA user_version`; opening it applies the steps after that one, each in its own
-//! transaction. Steps are only ever appended.
+//! transaction with its version number, so a file is never left half-upgraded. Steps are
+//! only ever appended.
+//!
+//! The steps include the host's tables (tasks and their secrets, robots, sync rules and
+//! runs) and the tag columns imports fill: SQLite keeps one version per file, and one
+//! sequence is what lets a database written by any earlier release open and upgrade in
+//! order. The registry creates those tables but never queries them; the host does,
+//! through `Metadata::with_connection`.
 
 use anyhow::{Context, Result, bail};
 use rusqlite::Connection;

@@ -3,13 +3,15 @@
 //!
 //! SQLite by default, in WAL mode, through one connection behind a mutex: the host's
 //! metadata traffic is small next to its blob traffic, and one writer is what SQLite
-//! allows anyway. The methods here block; async code calls them through
-//! [`Metadata::run`], which moves the work off the async worker threads. The schema
-//! grows by numbered migrations, applied in order and recorded in `PRAGMA user_version`.
+//! allows anyway. The methods here block; async code calls them on a blocking thread
+//! (the registry through `Registry::db`, the host through its `HostStore::run`), off the
+//! async worker threads. The schema grows by numbered migrations, applied in order and
+//! recorded in `PRAGMA user_version`.
 //!
-//! The host keeps its own tables (import tasks, robots) in the same file, through
-//! [`Metadata::with_connection`]: SQLite has one schema version per file, so their schema
-//! steps are numbered among the registry's in [`migrations`].
+//! The host keeps its own tables (import tasks, robots, sync rules and runs) in the same
+//! file, through [`Metadata::with_connection`]: SQLite has one schema version per file,
+//! so their schema steps are numbered among the registry's in [`migrations`]. This crate
+//! creates those tables and never queries them.
 
 mod migrations;
 mod registry;
@@ -21,7 +23,6 @@ use parking_lot::{Mutex, MutexGuard};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use std::path::Path;
-use std::sync::Arc;
 
 pub struct Metadata {
     conn: Mutex<Connection>,
@@ -42,7 +43,8 @@ impl Metadata {
         Self::opened(conn)
     }
 
-    pub fn in_memory() -> Result<Self> {
+    #[cfg(test)]
+    pub(crate) fn in_memory() -> Result<Self> {
         Self::opened(Connection::open_in_memory()?)
     }
 
@@ -61,18 +63,9 @@ impl Metadata {
         self.conn.lock()
     }
 
-    /// Runs `f` on a blocking thread, so that a query never holds up the async workers
-    /// that serve requests.
-    pub async fn run<T: Send + 'static>(
-        self: &Arc<Self>,
-        f: impl FnOnce(&Metadata) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || f(&this)).await?
-    }
-
     /// The connection, for the tables other crates keep in this file (the host's import
-    /// tasks and robots). Blocking: call it inside [`Metadata::run`] from async code.
+    /// tasks, robots, sync rules and runs). Blocking: from async code, call it on a blocking thread
+    /// (`spawn_blocking`).
     pub fn with_connection<T, E>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, E>,
@@ -81,7 +74,7 @@ impl Metadata {
     }
 
     /// Whether the database answers, for `/readyz`.
-    pub fn ping(&self) -> Result<()> {
+    pub(crate) fn ping(&self) -> Result<()> {
         self.conn().query_row("SELECT 1", [], |_| Ok(()))?;
         Ok(())
     }

@@ -85,7 +85,7 @@ fn ensure_repository(tx: &rusqlite::Transaction<'_>, repository: &str) -> rusqli
 impl Metadata {
     // ---- repositories ----
 
-    pub fn repository_exists(&self, repository: &str) -> Result<bool> {
+    pub(crate) fn repository_exists(&self, repository: &str) -> Result<bool> {
         Ok(self
             .conn()
             .query_row(
@@ -108,7 +108,7 @@ impl Metadata {
     }
 
     /// Repository names after `last`, in byte order, at most `limit`.
-    pub fn repositories(&self, last: Option<&str>, limit: u64) -> Result<Vec<String>> {
+    pub(crate) fn repositories(&self, last: Option<&str>, limit: u64) -> Result<Vec<String>> {
         let conn = self.conn();
         let mut stmt =
             conn.prepare("SELECT name FROM repositories WHERE name > ?1 ORDER BY name LIMIT ?2")?;
@@ -129,7 +129,7 @@ impl Metadata {
 
     /// Lets `repository` see the blob (after an upload there or a mount into it). Linking
     /// again refreshes the link's time, which the garbage collector's grace period reads.
-    pub fn link_blob(&self, repository: &str, digest: &str, size: u64) -> Result<()> {
+    pub(crate) fn link_blob(&self, repository: &str, digest: &str, size: u64) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         ensure_repository(&tx, repository)?;
@@ -143,7 +143,7 @@ impl Metadata {
     }
 
     /// Whether `repository` may see the blob.
-    pub fn blob_linked(&self, repository: &str, digest: &str) -> Result<bool> {
+    pub(crate) fn blob_linked(&self, repository: &str, digest: &str) -> Result<bool> {
         Ok(self
             .conn()
             .query_row(
@@ -168,7 +168,7 @@ impl Metadata {
             .optional()?)
     }
 
-    pub fn unlink_blob(&self, repository: &str, digest: &str) -> Result<bool> {
+    pub(crate) fn unlink_blob(&self, repository: &str, digest: &str) -> Result<bool> {
         let n = self.conn().execute(
             "DELETE FROM blob_links WHERE repository = ?1 AND digest = ?2",
             [repository, digest],
@@ -180,7 +180,12 @@ impl Metadata {
 
     /// Records which repository an upload session belongs to, and who opened it when the
     /// authorizer names an owner.
-    pub fn start_upload(&self, id: &str, repository: &str, owner: Option<&str>) -> Result<()> {
+    pub(crate) fn start_upload(
+        &self,
+        id: &str,
+        repository: &str,
+        owner: Option<&str>,
+    ) -> Result<()> {
         self.conn().execute(
             "INSERT INTO uploads (id, repository, started_ms, owner) VALUES (?1, ?2, ?3, ?4)",
             params![id, repository, now_ms(), owner],
@@ -197,7 +202,7 @@ impl Metadata {
     }
 
     /// The repository an upload session belongs to.
-    pub fn upload_repository(&self, id: &str) -> Result<Option<String>> {
+    pub(crate) fn upload_repository(&self, id: &str) -> Result<Option<String>> {
         Ok(self
             .conn()
             .query_row("SELECT repository FROM uploads WHERE id = ?1", [id], |r| {
@@ -206,13 +211,13 @@ impl Metadata {
             .optional()?)
     }
 
-    pub fn end_upload(&self, id: &str) -> Result<()> {
+    pub(crate) fn end_upload(&self, id: &str) -> Result<()> {
         self.conn()
             .execute("DELETE FROM uploads WHERE id = ?1", [id])?;
         Ok(())
     }
 
-    pub fn upload_count(&self) -> Result<u64> {
+    pub(crate) fn upload_count(&self) -> Result<u64> {
         let n: i64 = self
             .conn()
             .query_row("SELECT COUNT(*) FROM uploads", [], |r| r.get(0))?;
@@ -220,7 +225,7 @@ impl Metadata {
     }
 
     /// Upload sessions started before `before_ms`.
-    pub fn uploads_started_before(&self, before_ms: i64) -> Result<Vec<String>> {
+    pub(crate) fn uploads_started_before(&self, before_ms: i64) -> Result<Vec<String>> {
         let conn = self.conn();
         let mut stmt = conn.prepare("SELECT id FROM uploads WHERE started_ms < ?1")?;
         let rows = stmt.query_map([before_ms], |r| r.get(0))?;
@@ -277,7 +282,11 @@ impl Metadata {
         Ok(())
     }
 
-    pub fn manifest(&self, repository: &str, digest: &str) -> Result<Option<ManifestRecord>> {
+    pub(crate) fn manifest(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<ManifestRecord>> {
         Ok(self
             .conn()
             .query_row(
@@ -312,7 +321,7 @@ impl Metadata {
     }
 
     /// Deletes a manifest, its tags and its references.
-    pub fn delete_manifest(&self, repository: &str, digest: &str) -> Result<bool> {
+    pub(crate) fn delete_manifest(&self, repository: &str, digest: &str) -> Result<bool> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         // The foreign keys cascade too; deleting explicitly keeps this correct on a
@@ -410,7 +419,12 @@ impl Metadata {
     }
 
     /// Tag names after `last`, in byte order, at most `limit`.
-    pub fn tags(&self, repository: &str, last: Option<&str>, limit: u64) -> Result<Vec<String>> {
+    pub(crate) fn tags(
+        &self,
+        repository: &str,
+        last: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<String>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT name FROM tags WHERE repository = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
@@ -443,7 +457,7 @@ impl Metadata {
 
     /// Digests some manifest keeps alive: every manifest, and everything a manifest
     /// refers to (in any repository: the store is shared).
-    pub fn gc_referenced(&self) -> Result<HashSet<String>> {
+    pub(crate) fn gc_referenced(&self) -> Result<HashSet<String>> {
         let conn = self.conn();
         let mut stmt =
             conn.prepare("SELECT digest FROM manifests UNION SELECT digest FROM manifest_refs")?;
@@ -453,7 +467,7 @@ impl Metadata {
 
     /// Digests some repository was linked to at or after `since_ms`: an upload that
     /// finished, or a mount, recently, which a manifest may be about to refer to.
-    pub fn gc_recently_linked(&self, since_ms: i64) -> Result<HashSet<String>> {
+    pub(crate) fn gc_recently_linked(&self, since_ms: i64) -> Result<HashSet<String>> {
         let conn = self.conn();
         let mut stmt = conn.prepare("SELECT digest FROM blob_links WHERE linked_ms >= ?1")?;
         let rows = stmt.query_map([since_ms], |r| r.get(0))?;
@@ -461,7 +475,7 @@ impl Metadata {
     }
 
     /// Forgets every link to a blob that was deleted from storage.
-    pub fn forget_blob(&self, digest: &str) -> Result<()> {
+    pub(crate) fn forget_blob(&self, digest: &str) -> Result<()> {
         self.conn()
             .execute("DELETE FROM blob_links WHERE digest = ?1", [digest])?;
         Ok(())

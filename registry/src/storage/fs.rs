@@ -8,11 +8,11 @@
 
 use super::{BlobRead, CommitError, Storage};
 use crate::digest::{self, Algorithm, Hasher};
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::SystemTime;
 
 /// Appends are written to disk in pieces this large.
@@ -249,7 +249,7 @@ impl Storage for FsStorage {
         let start = file.metadata()?.len();
         // Taken out while this append runs: an overlapping one finds none and gives up
         // hashing, and the lengths then disagree at commit.
-        let taken = self.digests.lock().unwrap().remove(id);
+        let taken = self.digests.lock().remove(id);
         let mut running = taken.filter(|r| r.len == start).or_else(|| {
             (start == 0).then(|| RunningDigest {
                 len: 0,
@@ -290,7 +290,7 @@ impl Storage for FsStorage {
         // What arrived before a broken body is kept, for the client to resume after it.
         write_out(&buf[..filled], &mut running)?;
         if let Some(r) = running {
-            self.digests.lock().unwrap().insert(id.to_owned(), r);
+            self.digests.lock().insert(id.to_owned(), r);
         }
         read?;
         Ok(file.metadata()?.len())
@@ -304,7 +304,7 @@ impl Storage for FsStorage {
             return Err(CommitError::UnknownUpload);
         }
         let len = fs::metadata(&data)?.len();
-        let running = self.digests.lock().unwrap().remove(id);
+        let running = self.digests.lock().remove(id);
         let computed = match running {
             Some(r) if r.len == len && r.hasher.algorithm() == algorithm => r.hasher.finish(),
             _ => hash_file(&data, algorithm)?,
@@ -327,7 +327,7 @@ impl Storage for FsStorage {
         let Some(dir) = self.upload_dir(id) else {
             return Ok(false);
         };
-        self.digests.lock().unwrap().remove(id);
+        self.digests.lock().remove(id);
         match fs::remove_dir_all(dir) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),

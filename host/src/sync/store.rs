@@ -1,9 +1,11 @@
 //! Sync rules, their sealed source credentials and their runs in the metadata database:
 //! each record as JSON, with the columns the scheduler and the lists filter on beside it.
+//! The records are this module's, so their rows are kept here rather than in `store`,
+//! which knows nothing of sync: the dependency runs one way, `sync` to `store`.
 
-use super::HostStore;
-use crate::sync::rule::Rule;
-use crate::sync::run::{Run, RunState};
+use super::rule::Rule;
+use super::run::{Run, RunState};
+use crate::store::HostStore;
 use anyhow::Result;
 use rusqlite::{OptionalExtension, params};
 
