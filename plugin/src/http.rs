@@ -6,7 +6,7 @@
 //! each): the same wall time within noise (2.0–2.2 s), with a third less guest CPU, so the
 //! splice stays.
 
-use crate::executor::{slice_over, wait_any, wait_for, yield_now};
+use crate::executor::{note_host_call, now, slice_over, wait_any, wait_for, yield_now};
 use crate::url::Url;
 use std::time::Duration;
 use wasi::clocks::monotonic_clock;
@@ -74,8 +74,16 @@ impl Timeouts {
 }
 
 /// The most a single splice call is asked to move. Hosts move less per call (wasmtime one
-/// frame, at most 1 MiB; Node's shim 16 KiB), so one splice is short, and it bounds how far
-/// an `advance` runs past its budget: the copy loop looks at the clock after each one.
+/// frame, at most 1 MiB; Node's shim 16 KiB, or 1 MiB with examples/node's worker-side
+/// splice), so one splice is short, and it bounds how far an `advance` runs past its
+/// budget: the copy loop looks at the clock before each one, and stops early by the
+/// host's slowest recent call (`executor::host_latency`).
+///
+/// Not made smaller when splices are slow: under Node a splice's time is the round trip
+/// to the shim's worker thread, not the bytes (a 1 MiB splice took 0.6 ms at the median
+/// and a 64 KiB one 0.3 ms; the slow ones, 10–57 ms, were the worker being late), and
+/// asking for 256 KiB at a time left the longest advance(200) as long as before (200–230
+/// ms against 200–219, 6 runs each at 256 MiB) for four times as many splices.
 const SPLICE_CHUNK: u64 = 4 << 20;
 
 /// Bytes a transfer moves before it lets the other transfers have their turn, when its
@@ -437,7 +445,24 @@ impl Upload {
         // `advance`, carries on from the same byte.
         let mut turn = 0;
         while done < len {
-            match out.splice(input, (len - done).min(SPLICE_CHUNK)) {
+            // Asked before each splice, and again after each yield, not after a splice: a
+            // transfer polled once the slice is over (after another transfer's slow call,
+            // or resuming from a yield in the same round) then starts no splice at all. It
+            // still moves on, as no slice is over at its start (`host_latency`).
+            while turn >= TURN_BYTES || slice_over() {
+                turn = 0;
+                yield_now().await;
+            }
+            // Each splice is timed: how long the host takes to answer tells the executor
+            // how early to end the slice.
+            let started = now();
+            let spliced = out.splice(input, (len - done).min(SPLICE_CHUNK));
+            note_host_call(now().saturating_sub(started));
+            match spliced {
+                Ok(0) if slice_over() => {
+                    // No time left to set up a wait (four more host calls): splice again
+                    // in the next slice instead.
+                }
                 Ok(0) => {
                     // Either side may be the one not ready; wait for room, then for data.
                     let full = out
@@ -488,10 +513,6 @@ impl Upload {
                         reason,
                     });
                 }
-            }
-            if done < len && (turn >= TURN_BYTES || slice_over()) {
-                turn = 0;
-                yield_now().await;
             }
         }
         Ok(done)
