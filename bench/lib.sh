@@ -11,18 +11,20 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# Starts Debian's docker-registry on a free loopback port; prints the port.
+# Starts Debian's docker-registry on a free loopback port; prints the port. With
+# ACCESS_LOG=1 it logs every request to $dir/access.log, for counting requests.
 start_registry() {
-  local dir=$1 port
+  local dir=$1 port log=true out=/dev/null
   port=$(free_port)
   mkdir -p "$dir/data"
+  if [ "${ACCESS_LOG:-0}" = 1 ]; then log=false; out=$dir/access.log; fi
   cat > "$dir/config.yml" <<YML
 version: 0.1
-log: {level: error, accesslog: {disabled: true}}
+log: {level: error, accesslog: {disabled: $log}}
 storage: {filesystem: {rootdirectory: $dir/data}, delete: {enabled: true}}
 http: {addr: 127.0.0.1:$port}
 YML
-  docker-registry serve "$dir/config.yml" >/dev/null 2>&1 &
+  docker-registry serve "$dir/config.yml" >"$out" 2>&1 &
   echo $! > "$dir/pid"
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
   echo "$port"

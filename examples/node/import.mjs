@@ -217,6 +217,10 @@ async function main() {
         copyForeignLayers: false,
         timeouts: undefined,
         hostCredentials: [],
+        // Signatures, SBOMs and attestations travel with the image by default.
+        referrers: { skip: false, artifactTypes: [], requireSignature: false },
+        maxBytesPerSecond: 0n,
+        maxRetryWaitMs: 0,
       },
       // Standalone use: credentials would go here, one per registry.
       credentials: [],

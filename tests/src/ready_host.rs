@@ -475,7 +475,11 @@ impl ReadyHost {
     }
 }
 
-/// The import request for [`SOURCE`] to [`TARGET`], over plain HTTP.
+/// The import request for [`SOURCE`] to [`TARGET`], over plain HTTP. Referrers are off:
+/// this host serves one image's blobs and manifests, no tag list or referrers, since it
+/// measures how the copy loop keeps its slices.
 pub fn request() -> hoist_imports::contract::ImportRequest {
-    crate::request(SOURCE, TARGET, &[REGISTRY])
+    let mut request = crate::request(SOURCE, TARGET, &[REGISTRY]);
+    request.options.referrers.skip = true;
+    request
 }

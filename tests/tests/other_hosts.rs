@@ -411,7 +411,7 @@ fn the_rust_embedding_refuses_a_plugin_of_another_contract_version() {
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("hoist:plugin@0.2.x") && stderr.contains("hoist:plugin/reference@0.1.0"),
+        stderr.contains("hoist:plugin@0.3.x") && stderr.contains("hoist:plugin/reference@0.1.0"),
         "{stderr}"
     );
 }

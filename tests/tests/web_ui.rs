@@ -351,7 +351,7 @@ fn an_admin_imports_an_image_from_the_browser() {
         )
         .await
         .unwrap();
-        click(&c, "#import-form details summary").await;
+        click(&c, "#import-creds summary").await;
         type_into(&c, "#import-username", "someone").await;
         type_into(&c, "#import-password", "s3cret-Pa55word").await;
         click(&c, "#import-submit").await;

@@ -293,3 +293,25 @@ async fn project_tags(
     }
     Json(serde_json::json!({"repositories": repositories, "tags": rows})).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_referrer_tag;
+
+    #[test]
+    fn referrer_tags_are_told_from_image_tags() {
+        let hex = "0123456789abcdef".repeat(4);
+        for tag in [
+            format!("sha256-{hex}"),
+            format!("sha256-{hex}.sig"),
+            format!("sha256-{hex}.att"),
+            format!("sha512-{hex}{hex}"),
+        ] {
+            assert!(is_referrer_tag(&tag), "{tag}");
+        }
+        for tag in ["v1", "latest", "sha256-abc", "sha1-0123", "sha256-zz.sig"] {
+            assert!(!is_referrer_tag(tag), "{tag}");
+        }
+        assert!(!is_referrer_tag(&format!("md5-{hex}")));
+    }
+}

@@ -397,14 +397,14 @@ function importForm(project) {
     state.parseTimer = setTimeout(() => checkSource(source, parsed, image, tag), 250);
   });
 
-  const creds = h('details', {},
+  const creds = h('details', { id: 'import-creds' },
     h('summary', { text: 'Source credentials (optional)' }),
     h('p', { class: 'hint', text: 'For a private source. They are sealed on the host and never shown again; the form forgets them when it is sent.' }),
     h('div', { class: 'row' },
       h('div', {}, h('label', { for: 'import-username', text: 'User name' }), user),
       h('div', {}, h('label', { for: 'import-password', text: 'Password or token' }), password)));
 
-  const more = h('details', {},
+  const more = h('details', { id: 'import-more' },
     h('summary', { text: 'Signatures, SBOMs and bandwidth' }),
     h('label', { class: 'check' }, referrers, ' Copy signatures, SBOMs and attestations with the image'),
     h('label', { class: 'check' }, requireSig, ' Refuse the image if it is not signed'),
