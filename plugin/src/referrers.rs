@@ -15,9 +15,10 @@ use crate::progress::{ImportError, ReferrerInfo};
 use crate::referrer::{self, COSIGN_SUFFIXES, Entry, Index, Kind, ManifestFacts, ReferrerOptions};
 use crate::registry::Client;
 use crate::{auth, url};
+use futures::future::join_all;
 use oci_spec::image::Descriptor;
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use wasi::http::types::Method;
 
 /// Levels followed below a copied manifest: a signature of an attestation of an SBOM is
@@ -38,6 +39,8 @@ pub struct Found {
     pub entry: Entry,
     /// Whether the manifest names its subject (a legacy cosign manifest does not).
     pub has_subject: bool,
+    /// 1 for a referrer of a copied manifest, 2 for a referrer of that referrer, ….
+    pub depth: u32,
     /// The manifests an index referrer lists, pushed before it.
     pub children: Vec<(String, String, Vec<u8>)>,
     /// Its blobs (configs and layers).
@@ -107,36 +110,64 @@ impl<'a> Finder<'a> {
     /// The referrers of `subjects` and, recursively, of theirs, that the options keep:
     /// parents before the referrers that name them.
     pub async fn find(&self, subjects: &[String]) -> Result<Vec<Found>, ImportError> {
-        let mut queue: VecDeque<(String, u32)> = subjects.iter().map(|s| (s.clone(), 1)).collect();
+        // One level at a time, and each level's listings and fetches at once: a request
+        // costs a round trip, and an image of a few platforms has a dozen referrers.
+        // The first listing goes alone, so that the tag list and whether the registry
+        // has the referrers API are learned once, not by every concurrent listing.
+        if let Some(first) = subjects.first() {
+            self.list(first).await?;
+        }
         // Referrers already taken, by digest or, for a legacy tag, by the tag (one
         // manifest may stand under a tag and in an index; both are written).
         let mut taken: HashSet<String> = HashSet::new();
         let mut queued: HashSet<String> = subjects.iter().cloned().collect();
+        let mut level: Vec<String> = subjects.to_vec();
         let mut found = Vec::new();
-        while let Some((subject, depth)) = queue.pop_front() {
-            for listed in self.list(&subject).await? {
-                let key = listed.tag.clone().unwrap_or_else(|| listed.digest.clone());
-                let filtered_out = listed
-                    .artifact_type
-                    .as_deref()
-                    .is_some_and(|t| !self.options.allows(t));
-                if filtered_out || !taken.insert(key) {
-                    continue;
+        for depth in 1..=MAX_DEPTH {
+            if level.is_empty() {
+                break;
+            }
+            let listings = join_all(level.iter().map(|s| self.list(s))).await;
+            let mut wanted = Vec::new();
+            for (subject, listed) in level.iter().zip(listings) {
+                for listed in listed? {
+                    let key = listed.tag.clone().unwrap_or_else(|| listed.digest.clone());
+                    let filtered_out = listed
+                        .artifact_type
+                        .as_deref()
+                        .is_some_and(|t| !self.options.allows(t));
+                    if filtered_out || !taken.insert(key) {
+                        continue;
+                    }
+                    if found.len() + wanted.len() == MAX_REFERRERS {
+                        self.warn(format!(
+                            "stopped after {MAX_REFERRERS} referrers; the rest were not copied"
+                        ));
+                        break;
+                    }
+                    wanted.push((subject.as_str(), listed));
                 }
-                if found.len() == MAX_REFERRERS {
-                    self.warn(format!(
-                        "stopped after {MAX_REFERRERS} referrers; the rest were not copied"
-                    ));
-                    return Ok(found);
-                }
-                let Some(referrer) = self.fetch(&subject, listed).await? else {
+            }
+            let fetched = join_all(
+                wanted
+                    .into_iter()
+                    .map(|(subject, listed)| self.fetch(subject, listed, depth)),
+            )
+            .await;
+            let mut next = Vec::new();
+            for referrer in fetched {
+                let Some(referrer) = referrer? else {
                     continue;
                 };
-                if depth < MAX_DEPTH && queued.insert(referrer.info.digest.clone()) {
-                    queue.push_back((referrer.info.digest.clone(), depth + 1));
+                if queued.insert(referrer.info.digest.clone()) {
+                    next.push(referrer.info.digest.clone());
                 }
                 found.push(referrer);
             }
+            if found.len() >= MAX_REFERRERS {
+                break;
+            }
+            level = next;
         }
         Ok(found)
     }
@@ -280,7 +311,12 @@ impl<'a> Finder<'a> {
 
     /// Fetches a listed referrer's manifest and what it refers to; None when it is
     /// filtered out or of a kind Hoist does not copy (with a warning).
-    async fn fetch(&self, subject: &str, listed: Listed) -> Result<Option<Found>, ImportError> {
+    async fn fetch(
+        &self,
+        subject: &str,
+        listed: Listed,
+        depth: u32,
+    ) -> Result<Option<Found>, ImportError> {
         let reference = listed.tag.clone().unwrap_or_else(|| listed.digest.clone());
         let (bytes, media, digest) = self
             .client
@@ -341,6 +377,7 @@ impl<'a> Finder<'a> {
                 copied: false,
             },
             has_subject: facts.subject.is_some(),
+            depth,
             media_type: media,
             bytes,
             entry,
@@ -365,36 +402,48 @@ pub async fn write(
 ) -> Result<(), ImportError> {
     // Subjects whose referrers the target did not index itself, with their entries.
     let mut fallback: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
-    for (i, referrer) in found.iter().enumerate() {
-        for (digest, media, bytes) in &referrer.children {
+    // Level by level, so that a referrer follows its subject; each level at once.
+    let deepest = found.iter().map(|f| f.depth).max().unwrap_or(0);
+    for depth in 1..=deepest {
+        let level: Vec<(usize, &Found)> = found
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.depth == depth)
+            .collect();
+        let written = join_all(level.iter().map(|(_, referrer)| async move {
+            for (digest, media, bytes) in &referrer.children {
+                client
+                    .put_manifest(registry, repository, digest, None, media, bytes)
+                    .await?;
+            }
+            let info = &referrer.info;
+            // A legacy tag is written under its name (the digest stays the source's,
+            // since the bytes do); a referrer with a subject goes by digest.
+            let reference = info.tag.as_deref().unwrap_or(&info.digest);
+            let sha512 = (!info.digest.starts_with("sha256:")).then_some(info.digest.as_str());
             client
-                .put_manifest(registry, repository, digest, None, media, bytes)
-                .await?;
+                .put_manifest(
+                    registry,
+                    repository,
+                    reference,
+                    sha512.filter(|_| info.tag.is_some()),
+                    &referrer.media_type,
+                    &referrer.bytes,
+                )
+                .await
+        }))
+        .await;
+        for ((i, referrer), took_subject) in level.iter().zip(written) {
+            if referrer.has_subject && !took_subject? {
+                fallback
+                    .entry(referrer.info.subject.clone())
+                    .or_default()
+                    .push(referrer.entry.clone());
+            }
+            copied(*i);
         }
-        let info = &referrer.info;
-        // A legacy tag is written under its name (the digest stays the source's, since
-        // the bytes do); a referrer with a subject goes by digest.
-        let reference = info.tag.as_deref().unwrap_or(&info.digest);
-        let sha512 = (!info.digest.starts_with("sha256:")).then_some(info.digest.as_str());
-        let took_subject = client
-            .put_manifest(
-                registry,
-                repository,
-                reference,
-                sha512.filter(|_| info.tag.is_some()),
-                &referrer.media_type,
-                &referrer.bytes,
-            )
-            .await?;
-        if referrer.has_subject && !took_subject {
-            fallback
-                .entry(info.subject.clone())
-                .or_default()
-                .push(referrer.entry.clone());
-        }
-        copied(i);
     }
-    for (subject, entries) in fallback {
+    let updates = fallback.into_iter().map(|(subject, entries)| async move {
         let tag = referrer::digest_tag(&subject);
         let mut index = match client.get_manifest(registry, repository, &tag).await {
             Ok((bytes, _, _)) => serde_json::from_slice::<Index>(&bytes).map_err(|e| {
@@ -412,6 +461,7 @@ pub async fn write(
                 .put_manifest(registry, repository, &tag, None, OCI_INDEX, &bytes)
                 .await?;
         }
-    }
-    Ok(())
+        Ok(())
+    });
+    join_all(updates).await.into_iter().collect()
 }
