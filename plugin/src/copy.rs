@@ -212,6 +212,17 @@ struct Job {
     shared: Rc<Shared>,
 }
 
+/// What resolving found: the source's top digest, the platform manifests to push, the
+/// top manifest (the source's, a filtered index, or the one platform chosen), every blob
+/// they need, and each platform manifest's `os/arch`.
+struct Resolved {
+    digest: String,
+    pushes: Vec<ManifestToPush>,
+    top: ManifestToPush,
+    descriptors: Vec<Descriptor>,
+    platforms: HashMap<String, String>,
+}
+
 /// A manifest to push, in order.
 struct ManifestToPush {
     /// The manifest's digest, which it is pushed under (the last one goes under the
@@ -223,6 +234,64 @@ struct ManifestToPush {
 
 impl Job {
     async fn run(&self) -> Result<(), ImportError> {
+        let Resolved {
+            digest,
+            mut pushes,
+            top,
+            mut descriptors,
+            platforms,
+        } = self.resolve().await?;
+        let top_digest = top.reference.clone();
+        if let Some(want) = self.target.digest()
+            && want != top_digest
+        {
+            return Err(ImportError::invalid(
+                Field::Target,
+                format!(
+                    "it names the digest {want}, but the image to push has the digest \
+                     {top_digest}; name the target by tag, or by the digest it will have"
+                ),
+            ));
+        }
+        let found = self.find_referrers(&digest, &pushes, &top).await?;
+        for referrer in &found {
+            descriptors.extend(referrer.blobs.iter().cloned());
+        }
+        self.shared.status.borrow_mut().referrers = found.iter().map(|f| f.info.clone()).collect();
+        let blobs = self.plan_blobs(&descriptors);
+        pushes.push(top);
+        self.shared.status.borrow_mut().manifests = pushes
+            .iter()
+            .map(|p| ManifestInfo {
+                digest: p.reference.clone(),
+                media_type: p.media_type.clone(),
+                size: p.bytes.len() as u64,
+                platform: platforms.get(&p.reference).cloned(),
+            })
+            .collect();
+        if self.dry_run {
+            self.shared.status.borrow_mut().digest = Some(top_digest);
+            return self.mark_present_blobs(&blobs).await;
+        }
+
+        self.set_phase(Phase::Copying);
+        self.copy_blobs(blobs).await?;
+
+        self.set_phase(Phase::PushingManifests);
+        self.push_manifests(&pushes, &found).await?;
+        let mut status = self.shared.status.borrow_mut();
+        status.target_reference = Some(format!(
+            "{}/{}@{top_digest}",
+            self.target.registry(),
+            self.target.repository()
+        ));
+        status.digest = Some(top_digest);
+        Ok(())
+    }
+
+    /// Fetches the source's manifests: the one the reference names (checked against its
+    /// digest) and, for an index, each platform's (after the platform filter).
+    async fn resolve(&self) -> Result<Resolved, ImportError> {
         let src_reg = self.source.registry();
         let src_repo = self.source.repository();
         let (raw, media, digest) = self
@@ -300,43 +369,22 @@ impl Job {
             }
         };
 
-        let top_digest = top.reference.clone();
-        if let Some(want) = self.target.digest()
-            && want != top_digest
-        {
-            return Err(ImportError::invalid(
-                Field::Target,
-                format!(
-                    "it names the digest {want}, but the image to push has the digest \
-                     {top_digest}; name the target by tag, or by the digest it will have"
-                ),
-            ));
-        }
-        let found = self.find_referrers(&digest, &pushes, &top).await?;
-        for referrer in &found {
-            descriptors.extend(referrer.blobs.iter().cloned());
-        }
-        self.shared.status.borrow_mut().referrers = found.iter().map(|f| f.info.clone()).collect();
-        let blobs = self.plan_blobs(&descriptors);
-        pushes.push(top);
-        self.shared.status.borrow_mut().manifests = pushes
-            .iter()
-            .map(|p| ManifestInfo {
-                digest: p.reference.clone(),
-                media_type: p.media_type.clone(),
-                size: p.bytes.len() as u64,
-                platform: platforms.get(&p.reference).cloned(),
-            })
-            .collect();
-        if self.dry_run {
-            self.shared.status.borrow_mut().digest = Some(top_digest);
-            return self.mark_present_blobs(&blobs).await;
-        }
+        Ok(Resolved {
+            digest,
+            pushes,
+            top,
+            descriptors,
+            platforms,
+        })
+    }
 
-        self.set_phase(Phase::Copying);
-        self.copy_blobs(blobs).await?;
-
-        self.set_phase(Phase::PushingManifests);
+    /// Writes the manifests, children first; then, when there are referrers, the top one
+    /// by digest and its referrers; the tag last.
+    async fn push_manifests(
+        &self,
+        pushes: &[ManifestToPush],
+        found: &[Found],
+    ) -> Result<(), ImportError> {
         let dst_reg = self.target.registry();
         let dst_repo = self.target.repository();
         let (top, children) = pushes.split_last().expect("the top manifest is pushed");
@@ -362,9 +410,6 @@ impl Job {
             self.check_cancelled()?;
             self.put_manifest(top, &top.reference).await?;
         }
-        let mut status = self.shared.status.borrow_mut();
-        status.target_reference = Some(format!("{dst_reg}/{dst_repo}@{top_digest}"));
-        status.digest = Some(top_digest);
         Ok(())
     }
 
