@@ -397,7 +397,7 @@ impl Job {
             // before the tag, so that a tag never shows without its signatures.
             self.check_cancelled()?;
             self.put_manifest(top, &top.reference).await?;
-            referrers::write(&self.client, dst_reg, dst_repo, &found, |i| {
+            referrers::write(&self.client, dst_reg, dst_repo, found, |i| {
                 self.shared.status.borrow_mut().referrers[i].copied = true;
             })
             .await?;
