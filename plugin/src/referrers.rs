@@ -15,7 +15,7 @@ use crate::progress::{ImportError, ReferrerInfo};
 use crate::referrer::{self, COSIGN_SUFFIXES, Entry, Index, Kind, ManifestFacts, ReferrerOptions};
 use crate::registry::Client;
 use crate::{auth, url};
-use futures::future::join_all;
+use futures::{StreamExt, stream};
 use oci_spec::image::Descriptor;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -27,6 +27,15 @@ const MAX_DEPTH: u32 = 4;
 /// Referrers copied with one import at most: a repository that signs every build keeps
 /// one or two per manifest, so this only stops a runaway.
 const MAX_REFERRERS: usize = 256;
+/// Requests in flight at once while finding or writing referrers: enough to hide round
+/// trips, few enough not to burst at a registry (an image may have hundreds).
+const IN_FLIGHT: usize = 8;
+
+/// Runs `futures` with at most [`IN_FLIGHT`] at once; their outputs in order.
+async fn bounded<T>(futures: impl IntoIterator<Item = impl Future<Output = T>>) -> Vec<T> {
+    stream::iter(futures).buffered(IN_FLIGHT).collect().await
+}
+
 /// A referrers index is a list of descriptors; 4 MiB holds tens of thousands.
 const MAX_INDEX_BYTES: u64 = 4 << 20;
 
@@ -127,7 +136,7 @@ impl<'a> Finder<'a> {
             if level.is_empty() {
                 break;
             }
-            let listings = join_all(level.iter().map(|s| self.list(s))).await;
+            let listings = bounded(level.iter().map(|s| self.list(s))).await;
             let mut wanted = Vec::new();
             for (subject, listed) in level.iter().zip(listings) {
                 for listed in listed? {
@@ -139,16 +148,13 @@ impl<'a> Finder<'a> {
                     if filtered_out || !taken.insert(key) {
                         continue;
                     }
-                    if found.len() + wanted.len() == MAX_REFERRERS {
-                        self.warn(format!(
-                            "stopped after {MAX_REFERRERS} referrers; the rest were not copied"
-                        ));
+                    if found.len() + wanted.len() >= MAX_REFERRERS {
                         break;
                     }
                     wanted.push((subject.as_str(), listed));
                 }
             }
-            let fetched = join_all(
+            let fetched = bounded(
                 wanted
                     .into_iter()
                     .map(|(subject, listed)| self.fetch(subject, listed, depth)),
@@ -165,6 +171,9 @@ impl<'a> Finder<'a> {
                 found.push(referrer);
             }
             if found.len() >= MAX_REFERRERS {
+                self.warn(format!(
+                    "stopped after {MAX_REFERRERS} referrers; the rest were not copied"
+                ));
                 break;
             }
             level = next;
@@ -410,7 +419,7 @@ pub async fn write(
             .enumerate()
             .filter(|(_, f)| f.depth == depth)
             .collect();
-        let written = join_all(level.iter().map(|(_, referrer)| async move {
+        let written = bounded(level.iter().map(|(_, referrer)| async move {
             for (digest, media, bytes) in &referrer.children {
                 client
                     .put_manifest(registry, repository, digest, None, media, bytes)
@@ -463,5 +472,5 @@ pub async fn write(
         }
         Ok(())
     });
-    join_all(updates).await.into_iter().collect()
+    bounded(updates).await.into_iter().collect()
 }
