@@ -66,6 +66,17 @@ struct Listed {
     tag: Option<String>,
 }
 
+/// An entry of a referrers index (the API's answer or the fallback tag's).
+impl From<Entry> for Listed {
+    fn from(e: Entry) -> Self {
+        Self {
+            digest: e.digest,
+            artifact_type: e.artifact_type,
+            tag: None,
+        }
+    }
+}
+
 /// Asks one source repository for referrers.
 pub struct Finder<'a> {
     client: &'a Client,
@@ -245,15 +256,7 @@ impl<'a> Finder<'a> {
         self.has_api.set(Some(true));
         let index = self.read_index(&what, response).await?;
         Ok(Some(
-            index
-                .manifests
-                .into_iter()
-                .map(|e| Listed {
-                    digest: e.digest,
-                    artifact_type: e.artifact_type,
-                    tag: None,
-                })
-                .collect(),
+            index.manifests.into_iter().map(Listed::from).collect(),
         ))
     }
 
@@ -273,15 +276,7 @@ impl<'a> Finder<'a> {
                 self.registry, self.repository
             ))
         })?;
-        Ok(index
-            .manifests
-            .into_iter()
-            .map(|e| Listed {
-                digest: e.digest,
-                artifact_type: e.artifact_type,
-                tag: None,
-            })
-            .collect())
+        Ok(index.manifests.into_iter().map(Listed::from).collect())
     }
 
     async fn read_index(
