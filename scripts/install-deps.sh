@@ -19,8 +19,9 @@ TOOLS=$HOIST_CACHE/tools
 # storage, no bridge, no iptables; it needs root) and drives it with that client by its
 # absolute path, never a `docker` found first on PATH. The tests never use the machine's
 # docker service, which installing the package enables where systemd runs (not in a
-# container whose policy-rc.d forbids starting services).
-APT_PACKAGES=(docker-registry skopeo podman apache2-utils curl python3-venv chromium chromium-driver docker.io)
+# container whose policy-rc.d forbids starting services). wrk is bench/load.sh's load
+# generator (a few hundred KiB; a cargo-built one would cost CI minutes to compile).
+APT_PACKAGES=(docker-registry skopeo podman apache2-utils curl python3-venv chromium chromium-driver docker.io wrk)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

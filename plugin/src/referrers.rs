@@ -10,12 +10,12 @@
 //! where the target does not answer `OCI-Subject` (it has no referrers API) the fallback
 //! tag's index is kept up to date; a legacy tag is written under its own name.
 
+use crate::executor;
 use crate::manifest::{self, OCI_INDEX, Parsed};
 use crate::progress::{ImportError, ReferrerInfo};
 use crate::referrer::{self, COSIGN_SUFFIXES, Entry, Index, Kind, ManifestFacts, ReferrerOptions};
 use crate::registry::Client;
 use crate::{auth, url};
-use futures::{StreamExt, stream};
 use oci_spec::image::Descriptor;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -33,7 +33,7 @@ const IN_FLIGHT: usize = 8;
 
 /// Runs `futures` with at most [`IN_FLIGHT`] at once; their outputs in order.
 async fn bounded<T>(futures: impl IntoIterator<Item = impl Future<Output = T>>) -> Vec<T> {
-    stream::iter(futures).buffered(IN_FLIGHT).collect().await
+    executor::bounded(IN_FLIGHT, futures).await
 }
 
 /// A referrers index is a list of descriptors; 4 MiB holds tens of thousands.

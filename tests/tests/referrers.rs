@@ -367,6 +367,42 @@ fn signatures_sboms_and_cosign_tags_arrive_from_a_registry_without_the_referrers
     let (_, of_index) =
         get_json(&host.url(&format!("/v2/bare/app/referrers/{}", signed.index.digest)));
     assert!(listed(&of_index).is_empty());
+
+    // One platform chosen: its manifest is the image, and its own referrers (amd64's
+    // cosign tags) travel with it; the source index's do not, since it is not copied.
+    host.project("one", true);
+    let task = import(
+        &host,
+        "one",
+        json!({"source_url": "app:v1", "platforms": ["linux/amd64"]}),
+    );
+    assert_eq!(task["state"], "succeeded", "{task}");
+    assert_eq!(task["digest"], amd64.as_str(), "{task}");
+    let copied: BTreeSet<String> = task["referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["digest"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        copied,
+        set(&[&signed.cosign_sig, &signed.cosign_att]),
+        "{task}"
+    );
+    assert_eq!(
+        manifest_digest(&base, "one/app", &sig_tag).as_ref(),
+        Some(&signed.cosign_sig)
+    );
+    // With a signature required, the one platform must carry one: arm64 has none.
+    let task = import(
+        &host,
+        "one",
+        json!({"source_url": "app:v1", "target_tag": "arm", "platforms": ["linux/arm64"],
+               "referrer_options": {"require_signature": true}}),
+    );
+    assert_eq!(task["state"], "failed", "{task}");
+    assert_eq!(task["error"]["code"], "unsigned", "{task}");
+    assert_eq!(manifest_digest(&base, "one/app", "arm"), None);
 }
 
 #[test]
