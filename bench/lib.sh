@@ -134,4 +134,4 @@ write_durably() {
 
 # Seconds since the epoch, with nanoseconds.
 now() { date +%s.%N; }
-elapsed() { python3 -c "print(f'{$(now) - $1:.2f}')"; }
+elapsed() { python3 -c "print(f'{$(now) - $1:.3f}')"; }

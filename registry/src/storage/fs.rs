@@ -6,43 +6,20 @@
 //! leaves either nothing or the whole blob. Upload sessions are plain files, so they
 //! survive a restart of the host.
 
+use super::appender::{AlignedBuf, Appender};
 use super::{BlobRead, CommitError, Storage};
 use crate::digest::{self, Algorithm, Hasher};
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// Appends are written to disk in pieces this large.
-const WRITE_CHUNK: usize = 256 << 10;
-
-/// Data an append leaves dirty in the page cache before it has the kernel start writing
-/// it out.
-const WRITEBACK_EVERY: u64 = 8 << 20;
-
-/// Has the kernel start writing `len` bytes of `file` from `offset` to disk, without
-/// waiting for it. Left alone, Linux begins writeback only once dirty pages reach a share
-/// of RAM, so a layer sits in the page cache while the network delivers it, the disk idles,
-/// and the commit's fsync then pays for the whole layer at once. Started early, the disk
-/// works while the bytes arrive and the fsync finds little left. A hint only: errors
-/// surface at the fsync.
-#[cfg(target_os = "linux")]
-fn start_writeback(file: &File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd as _;
-    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-        return;
-    };
-    // SAFETY: the descriptor stays open while `file` is borrowed, and the call touches no
-    // memory of ours.
-    unsafe {
-        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
+/// Appends gather request frames into pieces this large before writing them: large
+/// enough for the disk to take at full speed, small enough that tens of concurrent
+/// uploads hold little memory.
+const WRITE_CHUNK: usize = 512 << 10;
 
 /// Blobs on the local file system.
 pub struct FsStorage {
@@ -245,8 +222,9 @@ impl Storage for FsStorage {
         let dir = self
             .upload_dir(id)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "unknown upload"))?;
-        let mut file = OpenOptions::new().append(true).open(dir.join("data"))?;
-        let start = file.metadata()?.len();
+        let path = dir.join("data");
+        let start = fs::metadata(&path)?.len();
+        let mut file = Appender::open(&path, start)?;
         // Taken out while this append runs: an overlapping one finds none and gives up
         // hashing, and the lengths then disagree at commit.
         let taken = self.digests.lock().remove(id);
@@ -256,31 +234,25 @@ impl Storage for FsStorage {
                 hasher: Algorithm::Sha256.hasher(),
             })
         });
-        let (mut end, mut clean_to) = (start, start);
         let mut write_out = |bytes: &[u8], running: &mut Option<RunningDigest>| {
-            file.write_all(bytes).inspect_err(|_| *running = None)?;
-            end += bytes.len() as u64;
-            if end - clean_to >= WRITEBACK_EVERY {
-                start_writeback(&file, clean_to, end - clean_to);
-                clean_to = end;
-            }
+            file.write(bytes).inspect_err(|_| *running = None)?;
             if let Some(r) = running {
                 r.hasher.update(bytes);
                 r.len += bytes.len() as u64;
             }
             io::Result::Ok(())
         };
-        // Request bodies arrive in small frames; gathering them makes few large writes.
-        let mut buf = vec![0u8; WRITE_CHUNK];
-        let mut filled = 0;
+        // Request bodies arrive in small frames; gathering them makes few large writes,
+        // from a block-aligned buffer so that they can go to the disk directly.
+        let mut buf = AlignedBuf::new(WRITE_CHUNK);
         let read = loop {
-            match data.read(&mut buf[filled..]) {
+            match data.read(buf.space()) {
                 Ok(0) => break Ok(()),
                 Ok(n) => {
-                    filled += n;
-                    if filled == buf.len() {
-                        write_out(&buf, &mut running)?;
-                        filled = 0;
+                    buf.advance(n);
+                    if buf.is_full() {
+                        write_out(buf.data(), &mut running)?;
+                        buf.clear();
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -288,12 +260,12 @@ impl Storage for FsStorage {
             }
         };
         // What arrived before a broken body is kept, for the client to resume after it.
-        write_out(&buf[..filled], &mut running)?;
+        write_out(buf.data(), &mut running)?;
         if let Some(r) = running {
             self.digests.lock().insert(id.to_owned(), r);
         }
         read?;
-        Ok(file.metadata()?.len())
+        Ok(fs::metadata(&path)?.len())
     }
 
     fn commit(&self, id: &str, digest: &str) -> Result<u64, CommitError> {

@@ -5,6 +5,7 @@
 //! makes visible only once the digest is verified and the data durable. Today's driver is
 //! the local filesystem ([`fs`]).
 
+mod appender;
 mod fs;
 
 pub use fs::FsStorage;
