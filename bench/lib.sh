@@ -132,6 +132,24 @@ write_durably() {
   rm -f "$dir"/durable*
 }
 
+# The hashing floor of $1 MiB: every byte's sha256 (which a registry must compute before
+# a blob is visible), spread over every core of the machine, at the rate one core
+# hashes here (OpenSSL through Python, with the CPU's SHA extensions, as the host's sha2).
+# Prints the seconds and the rate of one core in GB/s.
+hash_floor() {
+  python3 - "$1" <<'PY'
+import hashlib, os, sys, time
+size = int(sys.argv[1]) << 20
+block = os.urandom(64 << 20)
+h = hashlib.sha256()
+t = time.perf_counter()
+for _ in range(4):
+    h.update(block)
+rate = (256 << 20) / (time.perf_counter() - t)
+print(f"{size / rate / os.cpu_count():.3f} {rate / 1e9:.2f}")
+PY
+}
+
 # Seconds since the epoch, with nanoseconds.
 now() { date +%s.%N; }
 elapsed() { python3 -c "print(f'{$(now) - $1:.3f}')"; }

@@ -142,6 +142,9 @@ pub struct ImportsConfig {
     pub workers: usize,
     /// Imports running at once from one source registry.
     pub per_registry: usize,
+    /// Blob downloads in flight across every import and sync run (each import moves up
+    /// to 6 blobs at once); what bounds the host's memory while many imports run.
+    pub max_transfers: usize,
     /// The plugin to load instead of the built-in one: a component file, or an OCI
     /// artifact pinned by digest (`oci://registry.example/hoist/hoist-plugin@sha256:…`),
     /// pulled at start through the registry settings and egress policy the imports use.
@@ -165,6 +168,7 @@ impl Default for ImportsConfig {
         Self {
             workers: 4,
             per_registry: 2,
+            max_transfers: 16,
             plugin: None,
             plugin_allow_tag: false,
             plugin_username: None,
@@ -290,6 +294,9 @@ impl Config {
     /// The source registries' settings, with their mirror URLs parsed and their CA files
     /// read: the one shape the rest of the host uses.
     pub fn registry_settings(&self) -> Result<RegistrySettings> {
+        if self.imports.max_transfers == 0 {
+            anyhow::bail!("imports.max_transfers must be at least 1");
+        }
         let mut settings = RegistrySettings::default();
         for (name, r) in &self.registries {
             let mirrors = r

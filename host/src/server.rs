@@ -348,5 +348,9 @@ fn clients(
     };
     Ok(Clients::new(policy, &cas, Duration::from_secs(15))
         .map_err(|e| anyhow!(e))?
-        .with_pacing(registries.pacing()))
+        .with_pacing(
+            registries
+                .pacing()
+                .with_max_transfers(config.imports.max_transfers),
+        ))
 }

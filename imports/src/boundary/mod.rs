@@ -103,7 +103,12 @@ impl WasiHttpHooks for ImportNet {
         let credentials = self.credentials.clone();
         let denials = self.denials.clone();
         let idle = send::idle_timeout(options.as_ref());
+        let download = is_blob_download(request.method(), &url.path);
         Box::new(async move {
+            let transfer = match download {
+                true => pacing.admit_transfer().await,
+                false => None,
+            };
             let turn = pacing.admit(&url.authority).await;
             let response = send::send(client, request, options, |d| denials.lock().push(d)).await?;
             pacing.observe(&url.authority, response.status(), response.headers());
@@ -113,9 +118,41 @@ impl WasiHttpHooks for ImportNet {
                 credentials.learn(index, &url, response.headers());
             }
             Ok((
-                response.map(|incoming| send::IdleBody::new(incoming, idle, turn).boxed_unsync()),
+                response.map(|incoming| {
+                    send::IdleBody::new(incoming, idle, [turn, transfer]).boxed_unsync()
+                }),
                 done(),
             ))
         })
+    }
+}
+
+/// Whether a request fetches a blob (`GET /v2/<name>/blobs/<digest>`), the requests
+/// whose bodies are large and whose number the host caps. A download a registry
+/// redirects elsewhere (a CDN) is capped only for its first request, the redirect.
+fn is_blob_download(method: &http::Method, path: &str) -> bool {
+    method == http::Method::GET
+        && path.starts_with("/v2/")
+        && path
+            .rsplit_once("/blobs/")
+            .is_some_and(|(_, digest)| !digest.starts_with("uploads"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_blob_download;
+    use http::Method;
+
+    #[test]
+    fn blob_downloads_are_told_from_other_requests() {
+        let d = "/v2/library/nginx/blobs/sha256:aa";
+        assert!(is_blob_download(&Method::GET, d));
+        assert!(!is_blob_download(&Method::HEAD, d));
+        assert!(!is_blob_download(
+            &Method::GET,
+            "/v2/library/nginx/manifests/latest"
+        ));
+        assert!(!is_blob_download(&Method::GET, "/v2/a/blobs/uploads/123"));
+        assert!(!is_blob_download(&Method::GET, "/token"));
     }
 }

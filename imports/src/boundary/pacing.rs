@@ -52,6 +52,8 @@ struct Endpoint {
 pub struct Pacing {
     limits: HashMap<String, Limits>,
     endpoints: Mutex<HashMap<String, Endpoint>>,
+    /// Blob downloads in flight across every source, import and sync run of the host.
+    transfers: Option<Arc<Semaphore>>,
 }
 
 impl Pacing {
@@ -63,7 +65,25 @@ impl Pacing {
                 .map(|(authority, l)| (authority.to_ascii_lowercase(), l))
                 .collect(),
             endpoints: Mutex::default(),
+            transfers: None,
         }
+    }
+
+    /// Caps the blob downloads in flight across the host at `n`, as dockerd's
+    /// `max-concurrent-downloads` does. Each transfer holds a few hundred KiB of buffers
+    /// from the network to the disk; ten imports of six transfers each took the host to
+    /// 190 MiB or more, and on a machine of a few cores the bytes arrive no faster for
+    /// more of them at once: they wait on the digest and the disk.
+    pub fn with_max_transfers(mut self, n: usize) -> Self {
+        self.transfers = Some(Arc::new(Semaphore::new(n.max(1))));
+        self
+    }
+
+    /// Waits for a place among the host's blob downloads, to be held until the body has
+    /// been read; None when there is no cap.
+    pub(crate) async fn admit_transfer(&self) -> Option<OwnedSemaphorePermit> {
+        let transfers = self.transfers.clone()?;
+        Some(transfers.acquire_owned().await.expect("never closed"))
     }
 
     /// Waits until a request to `authority` may start. The permit, when the endpoint caps

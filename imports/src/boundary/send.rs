@@ -81,16 +81,16 @@ pub(crate) struct IdleBody {
     incoming: hyper::body::Incoming,
     idle: Duration,
     timer: Pin<Box<tokio::time::Sleep>>,
-    /// The request's place among those the registry allows in flight, given back when
-    /// the body is dropped, read or not.
-    _turn: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The request's place among those the registry allows in flight, and a blob
+    /// download's among the host's, given back when the body is dropped, read or not.
+    _turn: [Option<tokio::sync::OwnedSemaphorePermit>; 2],
 }
 
 impl IdleBody {
     pub(crate) fn new(
         incoming: hyper::body::Incoming,
         idle: Duration,
-        turn: Option<tokio::sync::OwnedSemaphorePermit>,
+        turn: [Option<tokio::sync::OwnedSemaphorePermit>; 2],
     ) -> Self {
         Self {
             incoming,

@@ -17,8 +17,17 @@ use axum::response::Response;
 use futures::StreamExt as _;
 use std::io::{self, Read};
 
-/// Body chunks in flight between the network and the disk writer.
-const CHANNEL_DEPTH: usize = 4;
+/// Body frames go to the disk writer in batches of about this many bytes: one hand-over
+/// (a thread wake-up each side) per batch rather than per frame, which halved the
+/// context switches of an import of small frames.
+const BATCH: usize = 256 << 10;
+
+/// Batches in flight between the network and the disk writer. A batch holds its frames
+/// and the buffers they were read into, so this is most of what an upload holds in
+/// memory: with 60 uploads at once (10 imports of 6 transfers), 4 frames of up to 400 KiB
+/// each put the host at 300 MiB. One batch waiting behind the one being written keeps
+/// the disk busy.
+const CHANNEL_DEPTH: usize = 1;
 
 fn location(repo: &str, id: &str) -> HeaderValue {
     value(format!("/v2/{repo}/blobs/uploads/{id}"))
@@ -331,12 +340,13 @@ pub(super) async fn cancel(registry: &Registry, repo: &str, id: &str) -> Result<
 
 /// Streams a request body onto the end of a session; returns the session's new length.
 async fn append_body(registry: &Registry, id: &str, body: Body) -> Result<u64> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(CHANNEL_DEPTH);
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Vec<Bytes>>>(CHANNEL_DEPTH);
     let storage = registry.storage().clone();
     let i = id.to_owned();
     let writer = tokio::task::spawn_blocking(move || {
         let mut reader = ChannelReader {
             rx,
+            batch: Vec::new().into_iter(),
             current: Bytes::new(),
         };
         storage.append(&i, &mut reader)
@@ -344,21 +354,32 @@ async fn append_body(registry: &Registry, id: &str, body: Body) -> Result<u64> {
     let bytes_in = registry.metrics().bytes_in.clone();
     let mut stream = body.into_data_stream();
     let mut broken = None;
-    while let Some(frame) = stream.next().await {
-        match frame {
-            Ok(bytes) => {
+    let mut batch = Vec::new();
+    let mut batched = 0;
+    loop {
+        let (more, error) = match stream.next().await {
+            Some(Ok(bytes)) => {
                 bytes_in.inc_by(bytes.len() as u64);
-                if tx.send(Ok(bytes)).await.is_err() {
-                    // The writer stopped (a disk error); its result says why.
-                    break;
-                }
+                batched += bytes.len();
+                batch.push(bytes);
+                (true, None)
             }
-            Err(e) => {
-                let message = e.to_string();
-                let _ = tx.send(Err(io::Error::other(message.clone()))).await;
-                broken = Some(message);
+            Some(Err(e)) => (false, Some(e.to_string())),
+            None => (false, None),
+        };
+        if (batched >= BATCH || !more) && !batch.is_empty() {
+            batched = 0;
+            if tx.send(Ok(std::mem::take(&mut batch))).await.is_err() {
+                // The writer stopped (a disk error); its result says why.
                 break;
             }
+        }
+        if let Some(message) = error {
+            let _ = tx.send(Err(io::Error::other(message.clone()))).await;
+            broken = Some(message);
+        }
+        if !more {
+            break;
         }
     }
     drop(tx);
@@ -372,17 +393,22 @@ async fn append_body(registry: &Registry, id: &str, body: Body) -> Result<u64> {
     Ok(written?)
 }
 
-/// A blocking reader over body chunks sent from async code.
+/// A blocking reader over batches of body frames sent from async code.
 struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
+    rx: tokio::sync::mpsc::Receiver<io::Result<Vec<Bytes>>>,
+    batch: std::vec::IntoIter<Bytes>,
     current: Bytes,
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.current.is_empty() {
+            if let Some(next) = self.batch.next() {
+                self.current = next;
+                continue;
+            }
             match self.rx.blocking_recv() {
-                Some(Ok(bytes)) => self.current = bytes,
+                Some(Ok(batch)) => self.batch = batch.into_iter(),
                 Some(Err(e)) => return Err(e),
                 None => return Ok(0),
             }

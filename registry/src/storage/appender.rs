@@ -84,7 +84,8 @@ impl Appender {
     /// Opens `path` to append at its end, `len` bytes into it.
     pub(super) fn open(path: &Path, len: u64) -> io::Result<Self> {
         let buffered = OpenOptions::new().append(true).open(path)?;
-        let direct = (len % BLOCK as u64 == 0)
+        let direct = len
+            .is_multiple_of(BLOCK as u64)
             .then(|| open_direct(path))
             .flatten();
         Ok(Self {
@@ -100,7 +101,7 @@ impl Appender {
     pub(super) fn write(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         let whole = bytes.len() / BLOCK * BLOCK;
         if whole > 0
-            && self.end % BLOCK as u64 == 0
+            && self.end.is_multiple_of(BLOCK as u64)
             && let Some(direct) = &mut self.direct
         {
             match direct.write_all(&bytes[..whole]) {
@@ -199,7 +200,10 @@ mod tests {
         // A second append, at an odd offset: through the page cache.
         let more = pattern(BLOCK + 7);
         let mut appender = Appender::open(&path, data.len() as u64).unwrap();
-        assert!(appender.direct.is_none(), "an odd offset cannot be written directly");
+        assert!(
+            appender.direct.is_none(),
+            "an odd offset cannot be written directly"
+        );
         appender.write(&more).unwrap();
         let mut expected = data.clone();
         expected.extend_from_slice(&more);

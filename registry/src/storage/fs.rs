@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 /// Appends gather request frames into pieces this large before writing them: large
-/// enough for the disk to take at full speed, small enough that tens of concurrent
-/// uploads hold little memory.
-const WRITE_CHUNK: usize = 512 << 10;
+/// enough for the disk to take at full speed (direct writes of 256 KiB ran as fast as
+/// 1 MiB here), small enough that tens of concurrent uploads hold little memory.
+const WRITE_CHUNK: usize = 256 << 10;
 
 /// Blobs on the local file system.
 pub struct FsStorage {
