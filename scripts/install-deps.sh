@@ -12,16 +12,16 @@ HOIST_CACHE=${HOIST_CACHE:-$HOME/.cache/hoist}
 TOOLS=$HOIST_CACHE/tools
 
 # Debian packages the tests start or call: the CNCF distribution registry, skopeo and
-# podman as reference clients, htpasswd for basic-auth fixtures, curl for the benchmarks,
+# podman as reference clients, htpasswd for basic-auth fixtures (and ab, bench/load.sh's
+# load generator, from the same package), curl for the benchmarks,
 # python3-venv for the oras client below, chromium and its WebDriver for the web UI tests.
 # docker.io brings dockerd (with containerd and runc) and its own client, /usr/bin/docker:
 # tests/tests/docker_cli.rs starts a private dockerd of its own in a temporary folder (vfs
 # storage, no bridge, no iptables; it needs root) and drives it with that client by its
 # absolute path, never a `docker` found first on PATH. The tests never use the machine's
 # docker service, which installing the package enables where systemd runs (not in a
-# container whose policy-rc.d forbids starting services). wrk is bench/load.sh's load
-# generator (a few hundred KiB; a cargo-built one would cost CI minutes to compile).
-APT_PACKAGES=(docker-registry skopeo podman apache2-utils curl python3-venv chromium chromium-driver docker.io wrk)
+# container whose policy-rc.d forbids starting services).
+APT_PACKAGES=(docker-registry skopeo podman apache2-utils curl python3-venv chromium chromium-driver docker.io)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
