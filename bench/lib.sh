@@ -62,27 +62,39 @@ open(f"{d}/manifest.json", "w").write(json.dumps(m))
 PY
 }
 
+# Uploads the file $1 as the blob $2 into http://127.0.0.1:$3/$4: a POST for a session,
+# then one streamed PUT with the digest; with the bearer token $TOKEN when it is set.
+upload_blob() {
+  local f=$1 digest=$2 port=$3 repo=$4 loc auth=()
+  [ -n "${TOKEN:-}" ] && auth=(-H "Authorization: Bearer $TOKEN")
+  loc=$(curl -sf "${auth[@]}" -X POST -D - -o /dev/null "http://127.0.0.1:$port/v2/$repo/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+  case $loc in http*) ;; *) loc="http://127.0.0.1:$port$loc" ;; esac
+  case $loc in *\?*) loc="$loc&digest=$digest" ;; *) loc="$loc?digest=$digest" ;; esac
+  curl -sf "${auth[@]}" -X PUT -H 'content-type: application/octet-stream' -T "$f" "$loc" >/dev/null
+}
+
 # Pushes the image in $1 to http://127.0.0.1:$2/$3:$4 through the registry API, with
 # the bearer token $TOKEN when it is set.
 push_image() {
-  local dir=$1 port=$2 repo=$3 tag=$4 f digest loc auth=()
+  local dir=$1 port=$2 repo=$3 tag=$4 f auth=()
   [ -n "${TOKEN:-}" ] && auth=(-H "Authorization: Bearer $TOKEN")
   for f in "$dir"/config "$dir"/layer*; do
-    digest=sha256:$(sha256sum "$f" | cut -d' ' -f1)
-    loc=$(curl -sf "${auth[@]}" -X POST -D - -o /dev/null "http://127.0.0.1:$port/v2/$repo/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
-    case $loc in http*) ;; *) loc="http://127.0.0.1:$port$loc" ;; esac
-    case $loc in *\?*) loc="$loc&digest=$digest" ;; *) loc="$loc?digest=$digest" ;; esac
-    curl -sf "${auth[@]}" -X PUT -H 'content-type: application/octet-stream' --data-binary "@$f" "$loc" >/dev/null
+    upload_blob "$f" "sha256:$(sha256sum "$f" | cut -d' ' -f1)" "$port" "$repo"
   done
   curl -sf "${auth[@]}" -X PUT -H 'content-type: application/vnd.oci.image.manifest.v1+json' \
     --data-binary "@$dir/manifest.json" "http://127.0.0.1:$port/v2/$repo/manifests/$tag" >/dev/null
+}
+
+# The digests of the image in $1 from its manifest: the config's, then the layers' in order.
+image_digests() {
+  python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(" ".join(d["digest"] for d in [m["config"]]+m["layers"]))' "$1/manifest.json"
 }
 
 # Reads every blob of the image from the registry, in parallel, to /dev/null: the limit.
 # The digests come from the manifest, so nothing but the reads is timed.
 read_all_blobs() {
   local dir=$1 port=$2 repo=$3 digest pids=()
-  for digest in $(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(" ".join(d["digest"] for d in [m["config"]]+m["layers"]))' "$dir/manifest.json"); do
+  for digest in $(image_digests "$dir"); do
     curl -sf -o /dev/null "http://127.0.0.1:$port/v2/$repo/blobs/$digest" &
     pids+=($!)
   done
@@ -100,15 +112,10 @@ upload_all_blobs() {
   i=0
   # The digests come from the manifest (config first, then the layers in order), so that
   # nothing but the uploads is timed.
-  for digest in $(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(" ".join(d["digest"] for d in [m["config"]]+m["layers"]))' "$dir/manifest.json"); do
+  for digest in $(image_digests "$dir"); do
     f=${files[$i]}
     i=$((i + 1))
-    (
-      loc=$(curl -sf -X POST -D - -o /dev/null "http://127.0.0.1:$port/v2/$repo/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
-      case $loc in http*) ;; *) loc="http://127.0.0.1:$port$loc" ;; esac
-      case $loc in *\?*) loc="$loc&digest=$digest" ;; *) loc="$loc?digest=$digest" ;; esac
-      curl -sf -X PUT -H 'content-type: application/octet-stream' -T "$f" "$loc" >/dev/null
-    ) &
+    upload_blob "$f" "$digest" "$port" "$repo" &
     pids+=($!)
   done
   wait "${pids[@]}"
