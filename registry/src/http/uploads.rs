@@ -18,8 +18,8 @@ use futures::StreamExt as _;
 use std::io::{self, Read};
 
 /// Body frames go to the disk writer in batches of about this many bytes: one hand-over
-/// (a thread wake-up each side) per batch rather than per frame, which halved the
-/// context switches of an import of small frames.
+/// (a thread wake-up on each side) per batch rather than per frame. With one frame
+/// queued and a hand-over for each, an import cost about 0.2 CPU-s per GiB more.
 const BATCH: usize = 256 << 10;
 
 /// Batches in flight between the network and the disk writer. A batch holds its frames
