@@ -20,8 +20,9 @@ TOOLS=$HOIST_CACHE/tools
 # storage, no bridge, no iptables; it needs root) and drives it with that client by its
 # absolute path, never a `docker` found first on PATH. The tests never use the machine's
 # docker service, which installing the package enables where systemd runs (not in a
-# container whose policy-rc.d forbids starting services).
-APT_PACKAGES=(docker-registry skopeo podman apache2-utils curl python3-venv chromium chromium-driver docker.io)
+# container whose policy-rc.d forbids starting services). postgresql-15 is the server
+# scripts/postgres.sh initialises into a temporary folder for the scale-out tests.
+APT_PACKAGES=(docker-registry skopeo podman apache2-utils curl python3-venv chromium chromium-driver docker.io postgresql-15)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -73,6 +74,15 @@ if ! "$TOOLS/py/bin/python" -c "import oras, sys; sys.exit(oras.__version__ != '
   echo "install-deps: python oras $ORAS_VERSION" >&2
   python3 -m venv "$TOOLS/py"
   "$TOOLS/py/bin/pip" install --quiet --disable-pip-version-check "oras==$ORAS_VERSION"
+fi
+
+# moto_server stands in for S3 in the scale-out tests (scripts/s3.sh starts it): one
+# in-memory process with multipart uploads and CopyObject; pinned, in its own environment.
+MOTO_VERSION=5.2.6
+if ! "$TOOLS/moto/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+  echo "install-deps: python moto[server] $MOTO_VERSION" >&2
+  python3 -m venv "$TOOLS/moto"
+  "$TOOLS/moto/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
 fi
 
 # The Node host example (examples/node): jco and preview2-shim, pinned by its committed

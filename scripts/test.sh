@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 scripts/install-deps.sh
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+scale=$(mktemp -d)
+trap 'scripts/s3.sh stop "$scale/s3"; rm -rf "$log" "$scale"' EXIT
 # Release mode: the tests compile wasm with wasmtime and move real images, which debug
 # builds make many times slower; the host's run command shares these artifacts.
 # The tests that start the real binary (a crash, an offline gc) use this one, built here
@@ -18,6 +19,12 @@ export HOIST_EMBED_RUST_BIN="$CARGO_TARGET_DIR/release/embed-rust"
 export HOIST_NODE_DEPS="$HOIST_CACHE/node/examples-node"
 status=0
 cargo test --release --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
+# The registry's protocol tests once more on the scale-out engines: blobs in S3
+# (moto_server, in memory).
+if [ $# -eq 0 ]; then
+  HOIST_TEST_S3=$(scripts/s3.sh start "$scale/s3") \
+    cargo test --release --locked -p hoist-registry --test registry_protocol 2>&1 | tee -a "$log" || status=$?
+fi
 # One closing line for the whole run: cargo prints one per test binary.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "all tests: %d passed, %d failed\n", p, f }' "$log"
 # Bounded fuzzing of the parsers of untrusted input: about two minutes, its build included.

@@ -34,6 +34,81 @@ pub struct Config {
     pub target: Option<TargetConfig>,
     pub sync: SyncConfig,
     pub server: ServerConfig,
+    /// Where blobs live: the data folder, or an S3-compatible bucket.
+    pub storage: StorageConfig,
+}
+
+/// Blob storage. Without `s3`, blobs live in the data folder.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub s3: Option<S3Config>,
+}
+
+/// An S3-compatible bucket that holds the blobs (and the upload sessions), shared by
+/// every host replica that names it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// The endpoint URL (`http://minio.internal:9000`); none for AWS itself.
+    pub endpoint: Option<String>,
+    pub bucket: String,
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Keys start with this folder; empty for the bucket's root.
+    #[serde(default)]
+    pub prefix: String,
+    /// A TOML file with `access_key_id` and `secret_access_key`. Without it the
+    /// credentials come from the environment (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, a web identity, the instance's role); never from this file.
+    pub credentials_file: Option<PathBuf>,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+impl S3Config {
+    /// The driver's options, with the access key read from its file.
+    pub fn options(&self) -> Result<hoist_registry::S3Options> {
+        if self.bucket.is_empty() {
+            anyhow::bail!("[storage.s3] bucket is empty; name the bucket that holds the blobs");
+        }
+        if let Some(endpoint) = &self.endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            anyhow::bail!("[storage.s3] endpoint {endpoint:?} is not an http:// or https:// URL");
+        }
+        let access_key = match &self.credentials_file {
+            None => None,
+            Some(path) => {
+                #[derive(Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct Key {
+                    access_key_id: String,
+                    secret_access_key: String,
+                }
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("reading the S3 credentials file {}", path.display())
+                })?;
+                let key: Key = toml::from_str(&text).with_context(|| {
+                    format!(
+                        "in the S3 credentials file {}: it holds access_key_id and \
+                         secret_access_key",
+                        path.display()
+                    )
+                })?;
+                Some((key.access_key_id, key.secret_access_key))
+            }
+        };
+        Ok(hoist_registry::S3Options {
+            endpoint: self.endpoint.clone(),
+            bucket: self.bucket.clone(),
+            region: self.region.clone(),
+            prefix: self.prefix.clone(),
+            access_key,
+        })
+    }
 }
 
 /// What one client connection may cost the host.
@@ -224,6 +299,7 @@ impl Default for Config {
             target: None,
             sync: SyncConfig::default(),
             server: ServerConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }

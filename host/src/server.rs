@@ -20,7 +20,7 @@ use hoist_imports::sealed::SecretBox;
 use hoist_imports::settings::RegistrySettings;
 use hoist_imports::tasks::{ExternalTarget, OwnRegistry, RunnerConfig, TaskRunner};
 use hoist_plugin::url::Url;
-use hoist_registry::{FsStorage, Metadata, Metrics, Registry, RegistryOptions};
+use hoist_registry::{FsStorage, Metadata, Metrics, Registry, RegistryOptions, S3Storage, Storage};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,8 +92,16 @@ pub async fn build(config: &Config, password: Option<String>) -> Result<Host> {
         .context("loading the key that seals import credentials")?;
     let metadata = Arc::new(Metadata::open(&hoist_registry::database_path(data))?);
     let store = HostStore::new(metadata.clone());
-    let storage = FsStorage::open(data)
-        .with_context(|| format!("opening the blob store in {}", data.display()))?;
+    let storage: Arc<dyn Storage> = match &config.storage.s3 {
+        Some(s3) => Arc::new(
+            S3Storage::open(&s3.options()?)
+                .with_context(|| format!("opening the S3 bucket {} for blobs", s3.bucket))?,
+        ),
+        None => Arc::new(
+            FsStorage::open(data)
+                .with_context(|| format!("opening the blob store in {}", data.display()))?,
+        ),
+    };
     let passwords = crate::auth::Passwords {
         admin: admin.clone(),
         store: store.clone(),
@@ -110,7 +118,7 @@ pub async fn build(config: &Config, password: Option<String>) -> Result<Host> {
         upload_owners: upload_owners.clone(),
     };
     let registry = Registry::new(
-        Arc::new(storage),
+        storage,
         metadata,
         RegistryOptions {
             auto_create_projects: config.registry.auto_create_projects,

@@ -52,4 +52,4 @@ pub use names::{check_project, project_of};
 pub use ops::{admin_router, readiness_router};
 pub use options::{GcOptions, RegistryOptions};
 pub use state::{Registry, database_path};
-pub use storage::{FsStorage, Storage};
+pub use storage::{FsStorage, S3Options, S3Storage, Storage};

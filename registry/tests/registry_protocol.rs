@@ -22,6 +22,32 @@ fn sha512(bytes: &[u8]) -> String {
     format!("sha512:{:x}", Sha512::digest(bytes))
 }
 
+/// The registry over `dir` on the default stores, or on the ones the environment names,
+/// so that every test here also runs on the scale-out engines (scripts/test.sh does):
+/// `HOIST_TEST_S3` (an endpoint URL with a bucket `hoist`) puts blobs in S3 under a prefix
+/// named after `dir`, so that a test that reopens `dir` finds its blobs again.
+fn open_registry(dir: &Path, options: RegistryOptions) -> Registry {
+    let Ok(endpoint) = std::env::var("HOIST_TEST_S3") else {
+        return Registry::open(dir, options).expect("the registry opens");
+    };
+    let storage = hoist_registry::S3Storage::open(&hoist_registry::S3Options {
+        endpoint: Some(endpoint),
+        bucket: "hoist".into(),
+        region: "us-east-1".into(),
+        prefix: dir.file_name().unwrap().to_string_lossy().into_owned(),
+        access_key: Some(("test".into(), "test".into())),
+    })
+    .expect("the S3 store opens");
+    let metadata = hoist_registry::Metadata::open(&hoist_registry::database_path(dir))
+        .expect("the database opens");
+    Registry::new(
+        std::sync::Arc::new(storage),
+        std::sync::Arc::new(metadata),
+        options,
+        hoist_registry::Metrics::new(),
+    )
+}
+
 /// The registry served from a thread of its own; stopped (and its database closed) when
 /// dropped.
 struct Server {
@@ -33,18 +59,22 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path, options: RegistryOptions) -> Self {
-        let registry = Registry::open(dir, options).expect("the registry opens");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let registry = {
+            // The S3 driver runs its requests on the runtime it is opened in.
+            let _in_runtime = rt.enter();
+            open_registry(dir, options)
+        };
         let app = hoist_registry::service(registry.clone());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         listener.set_nonblocking(true).unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 axum::serve(listener, app)
@@ -1088,6 +1118,84 @@ fn an_upload_session_survives_a_restart() {
     assert_eq!(
         s.get(&format!("/v2/team/app/blobs/{}", sha256(&data))).body,
         data
+    );
+}
+
+/// A layer larger than the S3 driver's parts, sent in chunks that do not line up with
+/// them and resumed after a restart (so no running digest is left), reads back whole and
+/// in ranges; the same bytes committed under a wrong digest store nothing and leave no
+/// session behind.
+#[test]
+fn a_large_chunked_upload_resumes_after_a_restart_and_only_its_digest_commits_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..13_000_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    let cuts = [0, 3_000_000, 7_500_000, 12_400_000, data.len()];
+    let range = |i: usize| format!("{}-{}", cuts[i], cuts[i + 1] - 1);
+    let location = {
+        let s = Server::with_team(dir.path());
+        let a = s.call("POST", "/v2/team/big/blobs/uploads/", &[], b"");
+        let mut location = a.header("location").to_owned();
+        for i in 0..2 {
+            let a = s.call(
+                "PATCH",
+                &location,
+                &[("content-range", &range(i))],
+                &data[cuts[i]..cuts[i + 1]],
+            );
+            assert_eq!(a.status, 202, "{}", a.text());
+            location = a.header("location").to_owned();
+        }
+        location
+    };
+    let s = Server::start(dir.path(), RegistryOptions::default());
+    let a = s.call(
+        "PATCH",
+        &location,
+        &[("content-range", &range(2))],
+        &data[cuts[2]..cuts[3]],
+    );
+    assert_eq!(a.status, 202, "{}", a.text());
+    let location = a.header("location").to_owned();
+    assert_eq!(
+        s.get(&location).header("range"),
+        format!("0-{}", cuts[3] - 1)
+    );
+    let digest = sha256(&data);
+    let a = s.call(
+        "PUT",
+        &format!("{location}?digest={digest}"),
+        &[("content-range", &range(3))],
+        &data[cuts[3]..],
+    );
+    assert_eq!(a.status, 201, "{}", a.text());
+    let a = s.get(&format!("/v2/team/big/blobs/{digest}"));
+    assert_eq!(a.body.len(), data.len());
+    assert!(a.body == data, "the blob reads back byte for byte");
+    let a = s.call(
+        "GET",
+        &format!("/v2/team/big/blobs/{digest}"),
+        &[("range", "bytes=6000000-")],
+        b"",
+    );
+    assert_eq!(a.status, 206, "{}", a.text());
+    assert!(a.body == data[6_000_000..], "a range from inside a part");
+
+    let wrong = sha256(b"something else");
+    let a = s.call("POST", "/v2/team/other/blobs/uploads/", &[], b"");
+    let a = s.call("PATCH", a.header("location"), &[], &data);
+    assert_eq!(a.status, 202, "{}", a.text());
+    let a = s.call(
+        "PUT",
+        &format!("{}?digest={wrong}", a.header("location")),
+        &[],
+        b"",
+    );
+    assert_eq!(a.code(), "DIGEST_INVALID", "{}", a.text());
+    assert_eq!(s.get(&format!("/v2/team/other/blobs/{wrong}")).status, 404);
+    assert_eq!(s.get(&format!("/v2/team/other/blobs/{digest}")).status, 404);
+    assert!(
+        s.registry().storage().list_uploads().unwrap().is_empty(),
+        "no session is left behind"
     );
 }
 

@@ -7,10 +7,9 @@
 //! survive a restart of the host.
 
 use super::appender::{AlignedBuf, Appender};
+use super::running::{RunningDigest, RunningDigests};
 use super::{BlobRead, CommitError, Storage};
-use crate::digest::{self, Algorithm, Hasher};
-use parking_lot::Mutex;
-use std::collections::HashMap;
+use crate::digest::{self, Algorithm};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -24,18 +23,7 @@ const WRITE_CHUNK: usize = 256 << 10;
 /// Blobs on the local file system.
 pub struct FsStorage {
     root: PathBuf,
-    /// The running digest of each session this process wrote from its first byte, so that
-    /// a commit need not read the data again. After a restart, or when appends to one
-    /// session overlapped, there is none and the commit reads the file.
-    digests: Mutex<HashMap<String, RunningDigest>>,
-}
-
-struct RunningDigest {
-    /// The bytes hashed so far; the digest is used only when the file has exactly these.
-    len: u64,
-    /// In sha256, which nearly every client commits with; a commit in another algorithm
-    /// reads the file again.
-    hasher: Hasher,
+    digests: RunningDigests,
 }
 
 impl FsStorage {
@@ -48,7 +36,7 @@ impl FsStorage {
         }
         Ok(Self {
             root: root.to_owned(),
-            digests: Mutex::default(),
+            digests: RunningDigests::default(),
         })
     }
 
@@ -225,20 +213,11 @@ impl Storage for FsStorage {
         let path = dir.join("data");
         let start = fs::metadata(&path)?.len();
         let mut file = Appender::open(&path, start)?;
-        // Taken out while this append runs: an overlapping one finds none and gives up
-        // hashing, and the lengths then disagree at commit.
-        let taken = self.digests.lock().remove(id);
-        let mut running = taken.filter(|r| r.len == start).or_else(|| {
-            (start == 0).then(|| RunningDigest {
-                len: 0,
-                hasher: Algorithm::Sha256.hasher(),
-            })
-        });
+        let mut running = self.digests.take(id, start);
         let mut write_out = |bytes: &[u8], running: &mut Option<RunningDigest>| {
             file.write(bytes).inspect_err(|_| *running = None)?;
             if let Some(r) = running {
-                r.hasher.update(bytes);
-                r.len += bytes.len() as u64;
+                r.update(bytes);
             }
             io::Result::Ok(())
         };
@@ -262,7 +241,7 @@ impl Storage for FsStorage {
         // What arrived before a broken body is kept, for the client to resume after it.
         write_out(buf.data(), &mut running)?;
         if let Some(r) = running {
-            self.digests.lock().insert(id.to_owned(), r);
+            self.digests.keep(id, r);
         }
         read?;
         Ok(fs::metadata(&path)?.len())
@@ -276,10 +255,9 @@ impl Storage for FsStorage {
             return Err(CommitError::UnknownUpload);
         }
         let len = fs::metadata(&data)?.len();
-        let running = self.digests.lock().remove(id);
-        let computed = match running {
-            Some(r) if r.len == len && r.hasher.algorithm() == algorithm => r.hasher.finish(),
-            _ => hash_file(&data, algorithm)?,
+        let computed = match self.digests.finish(id, len, algorithm) {
+            Some(computed) => computed,
+            None => hash_file(&data, algorithm)?,
         };
         if computed != digest {
             // The session stays, so the client can see its state or cancel it; the data
@@ -299,7 +277,7 @@ impl Storage for FsStorage {
         let Some(dir) = self.upload_dir(id) else {
             return Ok(false);
         };
-        self.digests.lock().remove(id);
+        self.digests.forget(id);
         match fs::remove_dir_all(dir) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),

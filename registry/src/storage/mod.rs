@@ -2,13 +2,17 @@
 //!
 //! Handlers never see paths or files: they open blobs as async readers, append request
 //! bodies to upload sessions, and commit a session under a digest, which the driver
-//! makes visible only once the digest is verified and the data durable. Today's driver is
-//! the local filesystem ([`fs`]).
+//! makes visible only once the digest is verified and the data durable. Two drivers: the
+//! local filesystem ([`fs`], the default) and S3-compatible object storage ([`s3`], for
+//! several hosts sharing one store).
 
 mod appender;
 mod fs;
+mod running;
+mod s3;
 
 pub use fs::FsStorage;
+pub use s3::{S3Options, S3Storage};
 
 use std::io::{self, Read};
 use std::time::SystemTime;
