@@ -7,7 +7,7 @@ source scripts/env.sh
 scripts/install-deps.sh
 log=$(mktemp)
 scale=$(mktemp -d)
-trap 'scripts/s3.sh stop "$scale/s3"; rm -rf "$log" "$scale"' EXIT
+trap 'scripts/s3.sh stop "$scale/s3"; scripts/postgres.sh stop "$scale/pg"; rm -rf "$log" "$scale"' EXIT
 # Release mode: the tests compile wasm with wasmtime and move real images, which debug
 # builds make many times slower; the host's run command shares these artifacts.
 # The tests that start the real binary (a crash, an offline gc) use this one, built here
@@ -20,9 +20,10 @@ export HOIST_NODE_DEPS="$HOIST_CACHE/node/examples-node"
 status=0
 cargo test --release --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 # The registry's protocol tests once more on the scale-out engines: blobs in S3
-# (moto_server, in memory).
+# (moto_server, in memory), metadata in PostgreSQL (a throwaway cluster).
 if [ $# -eq 0 ]; then
   HOIST_TEST_S3=$(scripts/s3.sh start "$scale/s3") \
+    HOIST_TEST_POSTGRES=$(scripts/postgres.sh start "$scale/pg") \
     cargo test --release --locked -p hoist-registry --test registry_protocol 2>&1 | tee -a "$log" || status=$?
 fi
 # One closing line for the whole run: cargo prints one per test binary.

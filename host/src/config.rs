@@ -36,6 +36,51 @@ pub struct Config {
     pub server: ServerConfig,
     /// Where blobs live: the data folder, or an S3-compatible bucket.
     pub storage: StorageConfig,
+    /// Where the metadata lives: SQLite in the data folder, or PostgreSQL.
+    pub database: DatabaseConfig,
+    /// The folder of the token signing key (`token.key`) and the key that seals import
+    /// credentials (`secrets.key`); default: the data folder. Replicas that share a
+    /// database must all read the same two files, or a token one issues is refused by
+    /// the others and credentials one sealed cannot be opened by the others.
+    pub keys_dir: Option<PathBuf>,
+}
+
+/// The metadata database. Without `url`, SQLite in the data folder (`hoist.db`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `postgres://user@host:5432/hoist`: PostgreSQL, which any number of replicas share.
+    /// Also `HOIST_DATABASE_URL`. Its password comes from `password_file` or
+    /// `HOIST_DATABASE_PASSWORD` (or the URL, but a URL is easily logged).
+    pub url: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// The pool's size, per replica.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            password_file: None,
+            max_connections: 16,
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// The password for PostgreSQL, from its file or `HOIST_DATABASE_PASSWORD`.
+    pub fn password(&self) -> Result<Option<String>> {
+        match &self.password_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("reading the database password file {}", path.display())
+                })?;
+                Ok(Some(text.trim_end_matches(['\r', '\n']).to_owned()))
+            }
+            None => Ok(std::env::var("HOIST_DATABASE_PASSWORD").ok()),
+        }
+    }
 }
 
 /// Blob storage. Without `s3`, blobs live in the data folder.
@@ -300,6 +345,8 @@ impl Default for Config {
             sync: SyncConfig::default(),
             server: ServerConfig::default(),
             storage: StorageConfig::default(),
+            database: DatabaseConfig::default(),
+            keys_dir: None,
         }
     }
 }
@@ -320,7 +367,8 @@ impl Config {
         Ok(config)
     }
 
-    /// Environment overrides: `HOIST_LISTEN`, `HOIST_DATA_DIR`, `HOIST_EXTERNAL_HOST`,
+    /// Environment overrides: `HOIST_LISTEN`, `HOIST_DATA_DIR`, `HOIST_DATABASE_URL`,
+    /// `HOIST_EXTERNAL_HOST`,
     /// `HOIST_DEV`, `HOIST_ADMIN_PASSWORD_FILE`, `HOIST_AUTO_CREATE_PROJECTS`,
     /// `HOIST_WORKERS`, `HOIST_PLUGIN`, `HOIST_PLUGIN_ALLOW_TAG`, `HOIST_EGRESS_ALLOW`
     /// (comma-separated networks).
@@ -332,6 +380,9 @@ impl Config {
         }
         if let Some(v) = get("HOIST_DATA_DIR") {
             self.data_dir = v.into();
+        }
+        if let Some(v) = get("HOIST_DATABASE_URL") {
+            self.database.url = Some(v);
         }
         if let Some(v) = get("HOIST_EXTERNAL_HOST") {
             self.external_host = Some(v);

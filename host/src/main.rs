@@ -284,7 +284,7 @@ async fn gc(
 ) -> Result<()> {
     let data = &config.data_dir;
     anyhow::ensure!(
-        hoist_registry::database_path(data).exists(),
+        config.database.url.is_some() || hoist_registry::database_path(data).exists(),
         "{} holds no Hoist data (no hoist.db); pass the host's --data-dir",
         data.display()
     );
@@ -292,13 +292,16 @@ async fn gc(
         grace,
         upload_max_age,
     };
-    let registry = hoist_registry::Registry::open(
-        data,
+    let (metadata, storage) = hoist_host::server::open_stores(config).await?;
+    let registry = hoist_registry::Registry::new(
+        storage,
+        metadata,
         hoist_registry::RegistryOptions {
             gc: options.clone(),
             ..Default::default()
         },
-    )?;
+        hoist_registry::Metrics::new(),
+    );
     let report = hoist_registry::collect_garbage(&registry, &options).await?;
     if json {
         println!("{}", serde_json::to_string(&report)?);

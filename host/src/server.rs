@@ -73,6 +73,46 @@ impl Host {
     }
 }
 
+/// The metadata database and the blob store the configuration names: SQLite and the
+/// data folder, or PostgreSQL and S3. A shared database needs shared keys: a replica
+/// with keys of its own would refuse every other replica's tokens. Both connect with
+/// blocking clients, so this runs on a blocking thread.
+pub async fn open_stores(config: &Config) -> Result<(Arc<Metadata>, Arc<dyn Storage>)> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || open_stores_blocking(&config)).await?
+}
+
+fn open_stores_blocking(config: &Config) -> Result<(Arc<Metadata>, Arc<dyn Storage>)> {
+    let data = &config.data_dir;
+    let metadata = match &config.database.url {
+        Some(url) => {
+            anyhow::ensure!(
+                config.keys_dir.is_some(),
+                "with a shared database ([database] url) set keys_dir to a folder every \
+                 replica reads the same token.key and secrets.key from; copy them from the \
+                 first replica's data folder"
+            );
+            Metadata::open_postgres(
+                url,
+                config.database.password()?.as_deref(),
+                config.database.max_connections,
+            )?
+        }
+        None => Metadata::open(&hoist_registry::database_path(data))?,
+    };
+    let storage: Arc<dyn Storage> = match &config.storage.s3 {
+        Some(s3) => Arc::new(
+            S3Storage::open(&s3.options()?)
+                .with_context(|| format!("opening the S3 bucket {} for blobs", s3.bucket))?,
+        ),
+        None => Arc::new(
+            FsStorage::open(data)
+                .with_context(|| format!("opening the blob store in {}", data.display()))?,
+        ),
+    };
+    Ok((Arc::new(metadata), storage))
+}
+
 /// Builds the host. `password` is `HOIST_ADMIN_PASSWORD`, passed in rather than read
 /// here so that tests need not touch the process environment.
 pub async fn build(config: &Config, password: Option<String>) -> Result<Host> {
@@ -86,22 +126,13 @@ pub async fn build(config: &Config, password: Option<String>) -> Result<Host> {
         data,
     )
     .map_err(|e| anyhow!(e))?;
-    let keys = TokenKeys::load_or_create(&data.join("token.key"))
+    let (metadata, storage) = open_stores(config).await?;
+    let keys_dir = config.keys_dir.as_deref().unwrap_or(data);
+    let keys = TokenKeys::load_or_create(&keys_dir.join("token.key"))
         .context("loading the token signing key")?;
-    let secrets = SecretBox::load_or_create(&data.join("secrets.key"))
+    let secrets = SecretBox::load_or_create(&keys_dir.join("secrets.key"))
         .context("loading the key that seals import credentials")?;
-    let metadata = Arc::new(Metadata::open(&hoist_registry::database_path(data))?);
     let store = HostStore::new(metadata.clone());
-    let storage: Arc<dyn Storage> = match &config.storage.s3 {
-        Some(s3) => Arc::new(
-            S3Storage::open(&s3.options()?)
-                .with_context(|| format!("opening the S3 bucket {} for blobs", s3.bucket))?,
-        ),
-        None => Arc::new(
-            FsStorage::open(data)
-                .with_context(|| format!("opening the blob store in {}", data.display()))?,
-        ),
-    };
     let passwords = crate::auth::Passwords {
         admin: admin.clone(),
         store: store.clone(),

@@ -46,7 +46,7 @@ pub use gc::{GcReport, collect as collect_garbage, sweep_uploads};
 pub use http::router;
 pub use layers::{service, with_layers};
 pub use manifest::{RefKind, Summary};
-pub use metadata::{ImportedTag, ManifestRecord, Metadata, Project, TagDetail};
+pub use metadata::{ImportedTag, ManifestRecord, Metadata, Project, TagDetail, sql};
 pub use metrics::Metrics;
 pub use names::{check_project, project_of};
 pub use ops::{admin_router, readiness_router};

@@ -25,23 +25,51 @@ fn sha512(bytes: &[u8]) -> String {
 /// The registry over `dir` on the default stores, or on the ones the environment names,
 /// so that every test here also runs on the scale-out engines (scripts/test.sh does):
 /// `HOIST_TEST_S3` (an endpoint URL with a bucket `hoist`) puts blobs in S3 under a prefix
-/// named after `dir`, so that a test that reopens `dir` finds its blobs again.
+/// named after `dir`, and `HOIST_TEST_POSTGRES` (a server's URL) the metadata in a
+/// database named after `dir`, so that a test that reopens `dir` finds both again.
 fn open_registry(dir: &Path, options: RegistryOptions) -> Registry {
-    let Ok(endpoint) = std::env::var("HOIST_TEST_S3") else {
-        return Registry::open(dir, options).expect("the registry opens");
+    let name = dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_ascii_lowercase();
+    let storage: std::sync::Arc<dyn hoist_registry::Storage> = match std::env::var("HOIST_TEST_S3")
+    {
+        Ok(endpoint) => std::sync::Arc::new(
+            hoist_registry::S3Storage::open(&hoist_registry::S3Options {
+                endpoint: Some(endpoint),
+                bucket: "hoist".into(),
+                region: "us-east-1".into(),
+                prefix: name.clone(),
+                access_key: Some(("test".into(), "test".into())),
+            })
+            .expect("the S3 store opens"),
+        ),
+        Err(_) => std::sync::Arc::new(hoist_registry::FsStorage::open(dir).unwrap()),
     };
-    let storage = hoist_registry::S3Storage::open(&hoist_registry::S3Options {
-        endpoint: Some(endpoint),
-        bucket: "hoist".into(),
-        region: "us-east-1".into(),
-        prefix: dir.file_name().unwrap().to_string_lossy().into_owned(),
-        access_key: Some(("test".into(), "test".into())),
-    })
-    .expect("the S3 store opens");
-    let metadata = hoist_registry::Metadata::open(&hoist_registry::database_path(dir))
-        .expect("the database opens");
+    let metadata = match std::env::var("HOIST_TEST_POSTGRES") {
+        Ok(server) => {
+            let database: String = std::iter::once('t')
+                .chain(name.chars().filter(char::is_ascii_alphanumeric))
+                .collect();
+            let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap();
+            let exists = admin
+                .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&database])
+                .unwrap();
+            if exists.is_none() {
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {database}"))
+                    .unwrap();
+            }
+            let (base, _) = server.rsplit_once('/').unwrap();
+            hoist_registry::Metadata::open_postgres(&format!("{base}/{database}"), None, 4)
+                .expect("the PostgreSQL database opens")
+        }
+        Err(_) => hoist_registry::Metadata::open(&hoist_registry::database_path(dir))
+            .expect("the database opens"),
+    };
     Registry::new(
-        std::sync::Arc::new(storage),
+        storage,
         std::sync::Arc::new(metadata),
         options,
         hoist_registry::Metrics::new(),

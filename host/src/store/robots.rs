@@ -3,7 +3,7 @@
 use super::HostStore;
 use anyhow::Result;
 use hoist_registry::Action;
-use rusqlite::{OptionalExtension, params};
+use hoist_registry::sql::Row;
 use serde::{Deserialize, Serialize};
 
 /// A robot's rights on one project.
@@ -20,7 +20,7 @@ pub struct Robot {
     pub created_at: String,
 }
 
-fn robot_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Robot, String)> {
+fn robot_row(row: &Row) -> Result<(Robot, String)> {
     let scopes: String = row.get(2)?;
     Ok((
         Robot {
@@ -36,11 +36,11 @@ impl HostStore {
     /// Creates a robot; false when the name is taken.
     pub fn create_robot(&self, robot: &Robot, secret_sha256: &str) -> Result<bool> {
         let scopes = serde_json::to_string(&robot.scopes)?;
-        let changed = self.db.with_connection(|conn| {
-            conn.execute(
+        let changed = self.db.with_connection(|c| {
+            c.execute(
                 "INSERT INTO robots (name, secret_sha256, scopes, created_at)
                  VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO NOTHING",
-                params![robot.name, secret_sha256, scopes, robot.created_at],
+                &[&robot.name, &secret_sha256, &scopes, &robot.created_at],
             )
         })?;
         Ok(changed == 1)
@@ -48,31 +48,33 @@ impl HostStore {
 
     /// A robot and the hash of its secret.
     pub fn robot(&self, name: &str) -> Result<Option<(Robot, String)>> {
-        Ok(self.db.with_connection(|conn| {
-            conn.query_row(
+        self.db.with_connection(|c| {
+            c.query_opt(
                 "SELECT name, secret_sha256, scopes, created_at FROM robots WHERE name = ?1",
-                [name],
-                robot_row,
-            )
-            .optional()
-        })?)
+                &[&name],
+            )?
+            .as_ref()
+            .map(robot_row)
+            .transpose()
+        })
     }
 
     pub fn robots(&self) -> Result<Vec<Robot>> {
-        Ok(self.db.with_connection(|conn| {
-            let mut stmt = conn.prepare(
+        self.db.with_connection(|c| {
+            c.query(
                 "SELECT name, secret_sha256, scopes, created_at FROM robots ORDER BY name",
-            )?;
-            let rows = stmt.query_map([], robot_row)?;
-            rows.map(|r| r.map(|(robot, _)| robot))
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })?)
+                &[],
+            )?
+            .iter()
+            .map(|r| robot_row(r).map(|(robot, _)| robot))
+            .collect()
+        })
     }
 
     pub fn delete_robot(&self, name: &str) -> Result<bool> {
         let deleted = self
             .db
-            .with_connection(|conn| conn.execute("DELETE FROM robots WHERE name = ?1", [name]))?;
+            .with_connection(|c| c.execute("DELETE FROM robots WHERE name = ?1", &[&name]))?;
         Ok(deleted == 1)
     }
 }

@@ -5,48 +5,38 @@ use super::HostStore;
 use anyhow::Result;
 use hoist_imports::tasks::TaskStore;
 use hoist_imports::tasks::model::{Task, TaskState};
-use rusqlite::{OptionalExtension, params};
-
-fn decode(body: String) -> rusqlite::Result<Task> {
-    serde_json::from_str(&body).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
-
 impl TaskStore for HostStore {
     fn insert(&self, task: &Task, sealed_credentials: Option<&[u8]>) -> Result<()> {
         let body = serde_json::to_string(task)?;
-        self.db.with_connection(|conn| {
-            let tx = conn.transaction()?;
+        self.db.transaction(|tx| {
             tx.execute(
                 "INSERT INTO tasks (id, project, seq, state, source_canonical, target, body)
-             VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM tasks), ?3, ?4, ?5, ?6)",
-                params![
-                    task.id,
-                    task.project,
-                    task.state.as_str(),
-                    task.source_canonical,
-                    task.target,
-                    body
+                 VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM tasks), ?3, ?4, ?5, ?6)",
+                &[
+                    &task.id,
+                    &task.project,
+                    &task.state.as_str(),
+                    &task.source_canonical,
+                    &task.target,
+                    &body,
                 ],
             )?;
             if let Some(sealed) = sealed_credentials {
                 tx.execute(
                     "INSERT INTO task_secrets (task, sealed) VALUES (?1, ?2)",
-                    params![task.id, sealed],
+                    &[&task.id, &sealed],
                 )?;
             }
-            tx.commit()
-        })?;
-        Ok(())
+            Ok(())
+        })
     }
 
     fn update(&self, task: &Task) -> Result<()> {
         let body = serde_json::to_string(task)?;
-        self.db.with_connection(|conn| {
-            conn.execute(
+        self.db.with_connection(|c| {
+            c.execute(
                 "UPDATE tasks SET state = ?2, body = ?3 WHERE id = ?1",
-                params![task.id, task.state.as_str(), body],
+                &[&task.id, &task.state.as_str(), &body],
             )
         })?;
         // A finished import notes on its tag where the tag came from, for the web UI,
@@ -69,12 +59,11 @@ impl TaskStore for HostStore {
     }
 
     fn get(&self, id: &str) -> Result<Option<Task>> {
-        Ok(self.db.with_connection(|conn| {
-            conn.query_row("SELECT body FROM tasks WHERE id = ?1", [id], |r| {
-                decode(r.get(0)?)
-            })
-            .optional()
-        })?)
+        self.db.with_connection(|c| {
+            c.query_opt("SELECT body FROM tasks WHERE id = ?1", &[&id])?
+                .map(|r| r.json(0))
+                .transpose()
+        })
     }
 
     fn list(
@@ -84,81 +73,75 @@ impl TaskStore for HostStore {
         limit: u32,
         offset: u32,
     ) -> Result<Vec<Task>> {
-        Ok(self.db.with_connection(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT body FROM tasks WHERE project = ?1 AND (?2 IS NULL OR state = ?2)
+        self.db.with_connection(|c| {
+            c.query(
+                "SELECT body FROM tasks WHERE project = ?1 AND (CAST(?2 AS TEXT) IS NULL OR state = ?2)
                  ORDER BY seq DESC LIMIT ?3 OFFSET ?4",
-            )?;
-            let rows = stmt.query_map(
-                params![project, state.map(TaskState::as_str), limit, offset],
-                |r| decode(r.get(0)?),
-            )?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })?)
+                &[&project, &state.map(TaskState::as_str), &limit, &offset],
+            )?
+            .iter()
+            .map(|r| r.json(0))
+            .collect()
+        })
     }
 
     fn find_active(&self, source_canonical: &str, target: &str) -> Result<Option<Task>> {
-        Ok(self.db.with_connection(|conn| {
-            conn.query_row(
+        self.db.with_connection(|c| {
+            c.query_opt(
                 "SELECT body FROM tasks WHERE source_canonical = ?1 AND target = ?2
                  AND state IN ('queued', 'running', 'waiting') ORDER BY seq LIMIT 1",
-                [source_canonical, target],
-                |r| decode(r.get(0)?),
-            )
-            .optional()
-        })?)
+                &[&source_canonical, &target],
+            )?
+            .map(|r| r.json(0))
+            .transpose()
+        })
     }
 
     fn sealed_credentials(&self, id: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.db.with_connection(|conn| {
-            conn.query_row(
-                "SELECT sealed FROM task_secrets WHERE task = ?1",
-                [id],
-                |r| r.get(0),
-            )
-            .optional()
-        })?)
+        self.db.with_connection(|c| {
+            c.query_opt("SELECT sealed FROM task_secrets WHERE task = ?1", &[&id])?
+                .map(|r| r.get(0))
+                .transpose()
+        })
     }
 
     fn set_credentials(&self, id: &str, sealed: &[u8]) -> Result<()> {
-        self.db.with_connection(|conn| {
-            conn.execute(
+        self.db.with_connection(|c| {
+            c.execute(
                 "INSERT INTO task_secrets (task, sealed) VALUES (?1, ?2)
                  ON CONFLICT (task) DO UPDATE SET sealed = excluded.sealed",
-                params![id, sealed],
+                &[&id, &sealed],
             )
         })?;
         Ok(())
     }
 
     fn forget_credentials(&self, id: &str) -> Result<()> {
-        self.db.with_connection(|conn| {
-            conn.execute("DELETE FROM task_secrets WHERE task = ?1", [id])
-        })?;
+        self.db
+            .with_connection(|c| c.execute("DELETE FROM task_secrets WHERE task = ?1", &[&id]))?;
         Ok(())
     }
 
     fn unfinished(&self) -> Result<Vec<Task>> {
-        Ok(self.db.with_connection(|conn| {
-            let mut stmt = conn.prepare(
+        self.db.with_connection(|c| {
+            c.query(
                 "SELECT body FROM tasks WHERE state IN ('queued', 'running', 'waiting') ORDER BY seq",
-            )?;
-            let rows = stmt.query_map([], |r| decode(r.get(0)?))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })?)
+                &[],
+            )?
+            .iter()
+            .map(|r| r.json(0))
+            .collect()
+        })
     }
 }
 
 impl HostStore {
     /// How many imports a project's history holds.
     pub fn project_task_count(&self, project: &str) -> Result<u64> {
-        Ok(self.db.with_connection(|conn| {
-            conn.query_row(
-                "SELECT COUNT(*) FROM tasks WHERE project = ?1",
-                [project],
-                |r| r.get(0),
-            )
-        })?)
+        self.db.with_connection(|c| {
+            c.query_one("SELECT COUNT(*) FROM tasks WHERE project = ?1", &[&project])?
+                .get(0)
+        })
     }
 }
 

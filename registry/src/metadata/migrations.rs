@@ -1,7 +1,8 @@
-//! The schema, as numbered steps. A database records the last step it took in
-//! `PRAGMA user_version`; opening it applies the steps after that one, each in its own
-//! transaction with its version number, so a file is never left half-upgraded. Steps are
-//! only ever appended.
+//! The schema, as numbered steps, the same for SQLite and PostgreSQL (PostgreSQL's
+//! types differ in name only: [`postgres_ddl`]). A SQLite database records the last step
+//! it took in `PRAGMA user_version`; opening it applies the steps after that one, each in
+//! its own transaction with its version number, so a file is never left half-upgraded.
+//! PostgreSQL keeps the number in `hoist_schema`. Steps are only ever appended.
 //!
 //! The steps include the host's tables (tasks and their secrets, robots, sync rules and
 //! runs) and the tag columns imports fill: SQLite keeps one version per file, and one
@@ -9,7 +10,8 @@
 //! order. The registry creates those tables but never queries them; the host does,
 //! through `Metadata::with_connection`.
 
-use anyhow::{Context, Result, bail};
+use super::sql::Engine;
+use anyhow::{Context, Result};
 use rusqlite::Connection;
 
 const STEPS: &[&str] = &[
@@ -141,14 +143,18 @@ const STEPS: &[&str] = &[
          WHERE state IN ('queued', 'running', 'waiting');",
 ];
 
-pub fn apply(conn: &mut Connection) -> Result<()> {
+fn too_new(current: usize) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the metadata database is at schema version {current}, newer than this host knows \
+         ({}); run a newer host or restore a backup",
+        STEPS.len()
+    )
+}
+
+pub(super) fn apply_sqlite(conn: &mut Connection) -> Result<()> {
     let current: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if current > STEPS.len() {
-        bail!(
-            "the metadata database is at schema version {current}, newer than this host \
-             knows ({}); run a newer host or restore a backup",
-            STEPS.len()
-        );
+        return Err(too_new(current));
     }
     for (i, step) in STEPS.iter().enumerate().skip(current) {
         let version = i + 1;
@@ -159,4 +165,91 @@ pub fn apply(conn: &mut Connection) -> Result<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+/// Any number of hosts may start at once against one PostgreSQL database: the first to
+/// take this advisory lock upgrades the schema, the others wait and find it done.
+const MIGRATION_LOCK: i64 = 0x686f_6973_745f_6462; // "hoist_db"
+
+/// The same steps on PostgreSQL, whose DDL (unlike SQLite's) is transactional: every
+/// pending step and the version commit together. The version lives in `hoist_schema`.
+pub(super) fn apply_postgres(engine: &Engine) -> Result<()> {
+    let Engine::Postgres(pool) = engine else {
+        unreachable!("called for PostgreSQL only")
+    };
+    let mut conn = pool.get()?;
+    let (client, _) = conn.parts();
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS hoist_schema (version BIGINT NOT NULL)")?;
+    let current = match tx.query_opt("SELECT version FROM hoist_schema", &[])? {
+        Some(row) => row.get::<_, i64>(0) as usize,
+        None => {
+            tx.execute("INSERT INTO hoist_schema (version) VALUES (0)", &[])?;
+            0
+        }
+    };
+    if current > STEPS.len() {
+        return Err(too_new(current));
+    }
+    for (i, step) in STEPS.iter().enumerate().skip(current) {
+        tx.batch_execute(&postgres_ddl(step))
+            .with_context(|| format!("applying schema step {} on PostgreSQL", i + 1))?;
+    }
+    tx.execute(
+        "UPDATE hoist_schema SET version = $1",
+        &[&(STEPS.len() as i64)],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// A step in PostgreSQL's types: SQLite's INTEGER is 64 bits (PostgreSQL's is 32), BLOB
+/// is BYTEA, and text compares byte by byte, as in SQLite, so that pages of the catalog
+/// and tag lists (`name > ?`) follow the byte order the distribution spec asks for
+/// whatever the database's locale.
+pub(super) fn postgres_ddl(step: &str) -> String {
+    let mut out = String::with_capacity(step.len() + 64);
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        out.push_str(match word.as_str() {
+            "INTEGER" => "BIGINT",
+            "BLOB" => "BYTEA",
+            "TEXT" => "TEXT COLLATE \"C\"",
+            w => w,
+        });
+        word.clear();
+    };
+    for c in step.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+/// Every step, for the test that both engines end with the same tables and columns.
+#[cfg(test)]
+pub(super) fn steps() -> &'static [&'static str] {
+    STEPS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_steps_widen_integers_and_compare_text_by_bytes() {
+        assert_eq!(
+            postgres_ddl("CREATE TABLE t (n INTEGER NOT NULL, s TEXT, b BLOB, tasks_text INTEGER)"),
+            "CREATE TABLE t (n BIGINT NOT NULL, s TEXT COLLATE \"C\", b BYTEA, tasks_text BIGINT)"
+        );
+        for step in steps() {
+            assert!(!postgres_ddl(step).contains("INTEGER"));
+        }
+    }
 }

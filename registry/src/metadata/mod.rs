@@ -1,31 +1,34 @@
 //! The metadata database: projects and the registry's rows (repositories, manifests,
 //! tags, blob links, upload sessions).
 //!
-//! SQLite by default, in WAL mode, through one connection behind a mutex: the host's
-//! metadata traffic is small next to its blob traffic, and one writer is what SQLite
-//! allows anyway. The methods here block; async code calls them on a blocking thread
-//! (the registry through `Registry::db`, the host through its `HostStore::run`), off the
-//! async worker threads. The schema grows by numbered migrations, applied in order and
-//! recorded in `PRAGMA user_version`.
+//! Two engines behind one interface ([`sql`]): SQLite by default, in WAL mode, through
+//! one connection behind a mutex (the host's metadata traffic is small next to its blob
+//! traffic, and one writer is what SQLite allows anyway); or PostgreSQL through a pool,
+//! for several hosts sharing one database. The methods here block; async code calls
+//! them on a blocking thread (the registry through `Registry::db`, the host through its
+//! `HostStore::run`), off the async worker threads. The schema grows by numbered
+//! migrations, the same for both engines ([`migrations`]).
 //!
 //! The host keeps its own tables (import tasks, robots, sync rules and runs) in the same
-//! file, through [`Metadata::with_connection`]: SQLite has one schema version per file,
-//! so their schema steps are numbered among the registry's in [`migrations`]. This crate
-//! creates those tables and never queries them.
+//! database, through [`Metadata::with_connection`] and [`Metadata::transaction`]: one
+//! schema version per database, so their schema steps are numbered among the
+//! registry's. This crate creates those tables and never queries them.
 
 mod migrations;
 mod registry;
+pub mod sql;
 
 pub use registry::{ImportedTag, ManifestRecord, TagDetail};
 
 use anyhow::{Context, Result};
-use parking_lot::{Mutex, MutexGuard};
-use rusqlite::{Connection, OptionalExtension, params};
+use parking_lot::Mutex;
+use rusqlite::Connection;
 use serde::Serialize;
+use sql::{Engine, Row, Sql};
 use std::path::Path;
 
 pub struct Metadata {
-    conn: Mutex<Connection>,
+    engine: Engine,
 }
 
 /// A project: the unit of access and the first component of its repositories' names.
@@ -37,10 +40,33 @@ pub struct Project {
 }
 
 impl Metadata {
+    /// The embedded SQLite database in `path`.
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path)
             .with_context(|| format!("opening the metadata database {}", path.display()))?;
         Self::opened(conn)
+    }
+
+    /// A PostgreSQL database (`postgres://user@host/db`, or a Unix socket folder as the
+    /// host: `postgres://user@%2Frun%2Fpostgresql/db`), through a pool of at most
+    /// `max_connections`, with `password` unless the URL carries one. Several hosts may
+    /// open the same database: the schema is upgraded by whichever comes first, under a
+    /// lock.
+    pub fn open_postgres(url: &str, password: Option<&str>, max_connections: u32) -> Result<Self> {
+        let mut config: postgres::Config = url
+            .parse()
+            .context("the database url is not a PostgreSQL URL (postgres://user@host/db)")?;
+        if let Some(password) = password {
+            config.password(password);
+        }
+        let pool = r2d2::Pool::builder()
+            .max_size(max_connections)
+            .connection_timeout(std::time::Duration::from_secs(10))
+            .build(sql::PgManager(config))
+            .context("connecting to the PostgreSQL database")?;
+        let engine = Engine::Postgres(pool);
+        migrations::apply_postgres(&engine)?;
+        Ok(Self { engine })
     }
 
     #[cfg(test)]
@@ -53,82 +79,90 @@ impl Metadata {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        migrations::apply(&mut conn)?;
+        migrations::apply_sqlite(&mut conn)?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            engine: Engine::Sqlite(Mutex::new(conn)),
         })
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock()
+    /// Whether this is PostgreSQL, which several hosts can share.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.engine, Engine::Postgres(_))
     }
 
-    /// The connection, for the tables other crates keep in this file (the host's import
-    /// tasks, robots, sync rules and runs). Blocking: from async code, call it on a blocking thread
-    /// (`spawn_blocking`).
-    pub fn with_connection<T, E>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, E>,
-    ) -> Result<T, E> {
-        f(&mut self.conn())
+    /// A connection, for the tables other crates keep here (the host's import tasks,
+    /// robots, sync rules and runs). Blocking: from async code, call it on a blocking
+    /// thread (`spawn_blocking`).
+    pub fn with_connection<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T> {
+        self.engine.with(f)
+    }
+
+    /// A transaction: committed when `f` succeeds, rolled back when it fails.
+    pub fn transaction<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T> {
+        self.engine.transaction(f)
     }
 
     /// Whether the database answers, for `/readyz`.
     pub(crate) fn ping(&self) -> Result<()> {
-        self.conn().query_row("SELECT 1", [], |_| Ok(()))?;
-        Ok(())
+        self.with_connection(|c| c.query_one("SELECT 1", &[]).map(|_| ()))
     }
 
     // ---- projects ----
 
     /// Creates a project; false when one of that name exists.
     pub fn create_project(&self, name: &str, public: bool) -> Result<bool> {
-        let changed = self.conn().execute(
-            "INSERT INTO projects (name, public, created_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (name) DO NOTHING",
-            params![name, public, hoist_common::clock::now_rfc3339()],
-        )?;
-        Ok(changed == 1)
+        self.with_connection(|c| {
+            Ok(c.execute(
+                "INSERT INTO projects (name, public, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO NOTHING",
+                &[&name, &public, &hoist_common::clock::now_rfc3339()],
+            )? == 1)
+        })
     }
 
     pub fn project(&self, name: &str) -> Result<Option<Project>> {
-        Ok(self
-            .conn()
-            .query_row(
+        self.with_connection(|c| {
+            c.query_opt(
                 "SELECT name, public, created_at FROM projects WHERE name = ?1",
-                [name],
-                project_row,
-            )
-            .optional()?)
+                &[&name],
+            )?
+            .as_ref()
+            .map(project_row)
+            .transpose()
+        })
     }
 
     pub fn projects(&self) -> Result<Vec<Project>> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT name, public, created_at FROM projects ORDER BY name")?;
-        let rows = stmt.query_map([], project_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.with_connection(|c| {
+            c.query(
+                "SELECT name, public, created_at FROM projects ORDER BY name",
+                &[],
+            )?
+            .iter()
+            .map(project_row)
+            .collect()
+        })
     }
 
     pub fn set_project_public(&self, name: &str, public: bool) -> Result<bool> {
-        let changed = self.conn().execute(
-            "UPDATE projects SET public = ?2 WHERE name = ?1",
-            params![name, public],
-        )?;
-        Ok(changed == 1)
+        self.with_connection(|c| {
+            Ok(c.execute(
+                "UPDATE projects SET public = ?2 WHERE name = ?1",
+                &[&name, &public],
+            )? == 1)
+        })
     }
 
     /// Deletes a project, and with it everything kept for it (its repositories here, and
     /// the host's rows that refer to the project, such as its import history).
     pub fn delete_project(&self, name: &str) -> Result<bool> {
-        let changed = self
-            .conn()
-            .execute("DELETE FROM projects WHERE name = ?1", [name])?;
-        Ok(changed == 1)
+        self.with_connection(|c| {
+            Ok(c.execute("DELETE FROM projects WHERE name = ?1", &[&name])? == 1)
+        })
     }
 }
 
-fn project_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
+fn project_row(row: &Row) -> Result<Project> {
     Ok(Project {
         name: row.get(0)?,
         public: row.get(1)?,

@@ -7,14 +7,14 @@
 //! private project cannot be pulled, or referenced from a manifest, in another project.
 //!
 //! Times that the garbage collector compares are integer milliseconds since the epoch.
-//! All SQL is plain enough for PostgreSQL too (`ON CONFLICT`, no SQLite-only functions),
-//! so another implementation can keep these method signatures.
+//! The SQL is written once for both engines (`ON CONFLICT`, no SQLite-only functions;
+//! see [`super::sql`]).
 
 use super::Metadata;
+use super::sql::{FromValue, Row, Sql};
 use crate::manifest::RefKind;
 use anyhow::Result;
 use hoist_common::clock::now_ms;
-use rusqlite::{OptionalExtension, params};
 use std::collections::HashSet;
 
 /// A tag as the web UI lists it.
@@ -55,14 +55,14 @@ pub struct ManifestRecord {
     pub created_ms: i64,
 }
 
-fn manifest_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ManifestRecord> {
+fn manifest_row(r: &Row) -> Result<ManifestRecord> {
     Ok(ManifestRecord {
         repository: r.get(0)?,
         digest: r.get(1)?,
         media_type: r.get(2)?,
         artifact_type: r.get(3)?,
         subject: r.get(4)?,
-        size: r.get::<_, i64>(5)? as u64,
+        size: r.get(5)?,
         annotations: r.get(6)?,
         created_ms: r.get(7)?,
     })
@@ -72,57 +72,62 @@ const MANIFEST_COLUMNS: &str =
     "repository, digest, media_type, artifact_type, subject, size, annotations, created_ms";
 
 /// Makes the repository's row if it has none. The project must exist.
-fn ensure_repository(tx: &rusqlite::Transaction<'_>, repository: &str) -> rusqlite::Result<()> {
+fn ensure_repository(tx: &mut dyn Sql, repository: &str) -> Result<()> {
     let project = repository.split('/').next().unwrap_or(repository);
     tx.execute(
         "INSERT INTO repositories (name, project, created_ms) VALUES (?1, ?2, ?3)
          ON CONFLICT (name) DO NOTHING",
-        params![repository, project, now_ms()],
+        &[&repository, &project, &now_ms()],
     )?;
     Ok(())
+}
+
+/// The first column of every row.
+fn column<T: FromValue>(rows: Vec<Row>) -> Result<Vec<T>> {
+    rows.iter().map(|r| r.get(0)).collect()
 }
 
 impl Metadata {
     // ---- repositories ----
 
     pub(crate) fn repository_exists(&self, repository: &str) -> Result<bool> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT 1 FROM repositories WHERE name = ?1",
-                [repository],
-                |_| Ok(()),
+        self.with_connection(|c| {
+            Ok(
+                c.query_opt("SELECT 1 FROM repositories WHERE name = ?1", &[&repository])?
+                    .is_some(),
             )
-            .optional()?
-            .is_some())
+        })
     }
 
     /// How many repositories a project holds.
     pub fn repository_count(&self, project: &str) -> Result<u64> {
-        let n: i64 = self.conn().query_row(
-            "SELECT COUNT(*) FROM repositories WHERE project = ?1",
-            [project],
-            |r| r.get(0),
-        )?;
-        Ok(n as u64)
+        self.with_connection(|c| {
+            c.query_one(
+                "SELECT COUNT(*) FROM repositories WHERE project = ?1",
+                &[&project],
+            )?
+            .get(0)
+        })
     }
 
     /// Repository names after `last`, in byte order, at most `limit`.
     pub(crate) fn repositories(&self, last: Option<&str>, limit: u64) -> Result<Vec<String>> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT name FROM repositories WHERE name > ?1 ORDER BY name LIMIT ?2")?;
-        let rows = stmt.query_map(params![last.unwrap_or(""), limit as i64], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.with_connection(|c| {
+            column(c.query(
+                "SELECT name FROM repositories WHERE name > ?1 ORDER BY name LIMIT ?2",
+                &[&last.unwrap_or(""), &limit],
+            )?)
+        })
     }
 
     /// Repository names of a project, in byte order.
     pub fn project_repositories(&self, project: &str) -> Result<Vec<String>> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT name FROM repositories WHERE project = ?1 ORDER BY name")?;
-        let rows = stmt.query_map([project], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.with_connection(|c| {
+            column(c.query(
+                "SELECT name FROM repositories WHERE project = ?1 ORDER BY name",
+                &[&project],
+            )?)
+        })
     }
 
     // ---- blob links ----
@@ -130,50 +135,49 @@ impl Metadata {
     /// Lets `repository` see the blob (after an upload there or a mount into it). Linking
     /// again refreshes the link's time, which the garbage collector's grace period reads.
     pub(crate) fn link_blob(&self, repository: &str, digest: &str, size: u64) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        ensure_repository(&tx, repository)?;
-        tx.execute(
-            "INSERT INTO blob_links (repository, digest, size, linked_ms) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (repository, digest) DO UPDATE SET linked_ms = excluded.linked_ms",
-            params![repository, digest, size as i64, now_ms()],
-        )?;
-        tx.commit()?;
-        Ok(())
+        self.transaction(|tx| {
+            ensure_repository(tx, repository)?;
+            tx.execute(
+                "INSERT INTO blob_links (repository, digest, size, linked_ms)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (repository, digest) DO UPDATE SET linked_ms = excluded.linked_ms",
+                &[&repository, &digest, &size, &now_ms()],
+            )?;
+            Ok(())
+        })
     }
 
     /// Whether `repository` may see the blob.
     pub(crate) fn blob_linked(&self, repository: &str, digest: &str) -> Result<bool> {
-        Ok(self
-            .conn()
-            .query_row(
+        self.with_connection(|c| {
+            Ok(c.query_opt(
                 "SELECT 1 FROM blob_links WHERE repository = ?1 AND digest = ?2",
-                [repository, digest],
-                |_| Ok(()),
-            )
-            .optional()?
+                &[&repository, &digest],
+            )?
             .is_some())
+        })
     }
 
     /// A repository of `project` that may see the blob, to mount it from.
     pub fn repository_with_blob(&self, project: &str, digest: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn()
-            .query_row(
+        self.with_connection(|c| {
+            c.query_opt(
                 "SELECT b.repository FROM blob_links b JOIN repositories r ON r.name = b.repository
                  WHERE r.project = ?1 AND b.digest = ?2 LIMIT 1",
-                [project, digest],
-                |row| row.get(0),
-            )
-            .optional()?)
+                &[&project, &digest],
+            )?
+            .map(|r| r.get(0))
+            .transpose()
+        })
     }
 
     pub(crate) fn unlink_blob(&self, repository: &str, digest: &str) -> Result<bool> {
-        let n = self.conn().execute(
-            "DELETE FROM blob_links WHERE repository = ?1 AND digest = ?2",
-            [repository, digest],
-        )?;
-        Ok(n > 0)
+        self.with_connection(|c| {
+            Ok(c.execute(
+                "DELETE FROM blob_links WHERE repository = ?1 AND digest = ?2",
+                &[&repository, &digest],
+            )? > 0)
+        })
     }
 
     // ---- upload sessions ----
@@ -186,50 +190,53 @@ impl Metadata {
         repository: &str,
         owner: Option<&str>,
     ) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO uploads (id, repository, started_ms, owner) VALUES (?1, ?2, ?3, ?4)",
-            params![id, repository, now_ms(), owner],
-        )?;
-        Ok(())
+        self.with_connection(|c| {
+            c.execute(
+                "INSERT INTO uploads (id, repository, started_ms, owner) VALUES (?1, ?2, ?3, ?4)",
+                &[&id, &repository, &now_ms(), &owner],
+            )?;
+            Ok(())
+        })
     }
 
     /// The upload sessions that have an owner, with it.
     pub fn upload_owners(&self) -> Result<Vec<(String, String)>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT id, owner FROM uploads WHERE owner IS NOT NULL")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.with_connection(|c| {
+            c.query("SELECT id, owner FROM uploads WHERE owner IS NOT NULL", &[])?
+                .iter()
+                .map(|r| Ok((r.get(0)?, r.get(1)?)))
+                .collect()
+        })
     }
 
     /// The repository an upload session belongs to.
     pub(crate) fn upload_repository(&self, id: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn()
-            .query_row("SELECT repository FROM uploads WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()?)
+        self.with_connection(|c| {
+            c.query_opt("SELECT repository FROM uploads WHERE id = ?1", &[&id])?
+                .map(|r| r.get(0))
+                .transpose()
+        })
     }
 
     pub(crate) fn end_upload(&self, id: &str) -> Result<()> {
-        self.conn()
-            .execute("DELETE FROM uploads WHERE id = ?1", [id])?;
-        Ok(())
+        self.with_connection(|c| {
+            c.execute("DELETE FROM uploads WHERE id = ?1", &[&id])?;
+            Ok(())
+        })
     }
 
     pub(crate) fn upload_count(&self) -> Result<u64> {
-        let n: i64 = self
-            .conn()
-            .query_row("SELECT COUNT(*) FROM uploads", [], |r| r.get(0))?;
-        Ok(n as u64)
+        self.with_connection(|c| c.query_one("SELECT COUNT(*) FROM uploads", &[])?.get(0))
     }
 
     /// Upload sessions started before `before_ms`.
     pub(crate) fn uploads_started_before(&self, before_ms: i64) -> Result<Vec<String>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT id FROM uploads WHERE started_ms < ?1")?;
-        let rows = stmt.query_map([before_ms], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.with_connection(|c| {
+            column(c.query(
+                "SELECT id FROM uploads WHERE started_ms < ?1",
+                &[&before_ms],
+            )?)
+        })
     }
 
     // ---- manifests and tags ----
@@ -242,44 +249,44 @@ impl Metadata {
         refs: &[(String, RefKind)],
         tag: Option<&str>,
     ) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        ensure_repository(&tx, &record.repository)?;
-        tx.execute(
-            "INSERT INTO manifests (repository, digest, media_type, artifact_type, subject, size,
-                                    annotations, created_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (repository, digest) DO NOTHING",
-            params![
-                record.repository,
-                record.digest,
-                record.media_type,
-                record.artifact_type,
-                record.subject,
-                record.size as i64,
-                record.annotations,
-                record.created_ms
-            ],
-        )?;
-        for (digest, kind) in refs {
+        self.transaction(|tx| {
+            ensure_repository(tx, &record.repository)?;
             tx.execute(
-                "INSERT INTO manifest_refs (repository, manifest, digest, kind)
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-                params![record.repository, record.digest, digest, kind.as_str()],
+                "INSERT INTO manifests (repository, digest, media_type, artifact_type, subject,
+                                        size, annotations, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (repository, digest) DO NOTHING",
+                &[
+                    &record.repository,
+                    &record.digest,
+                    &record.media_type,
+                    &record.artifact_type,
+                    &record.subject,
+                    &record.size,
+                    &record.annotations,
+                    &record.created_ms,
+                ],
             )?;
-        }
-        if let Some(tag) = tag {
-            tx.execute(
-                "INSERT INTO tags (repository, name, digest, updated_ms) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (repository, name)
-                 DO UPDATE SET digest = excluded.digest, updated_ms = excluded.updated_ms,
-                               imported_from = NULL, import_task = NULL,
-                               source_digest = NULL",
-                params![record.repository, tag, record.digest, now_ms()],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
+            for (digest, kind) in refs {
+                tx.execute(
+                    "INSERT INTO manifest_refs (repository, manifest, digest, kind)
+                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                    &[&record.repository, &record.digest, digest, &kind.as_str()],
+                )?;
+            }
+            if let Some(tag) = tag {
+                tx.execute(
+                    "INSERT INTO tags (repository, name, digest, updated_ms)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (repository, name)
+                     DO UPDATE SET digest = excluded.digest, updated_ms = excluded.updated_ms,
+                                   imported_from = NULL, import_task = NULL,
+                                   source_digest = NULL",
+                    &[&record.repository, &tag, &record.digest, &now_ms()],
+                )?;
+            }
+            Ok(())
+        })
     }
 
     pub(crate) fn manifest(
@@ -287,67 +294,69 @@ impl Metadata {
         repository: &str,
         digest: &str,
     ) -> Result<Option<ManifestRecord>> {
-        Ok(self
-            .conn()
-            .query_row(
+        self.with_connection(|c| {
+            c.query_opt(
                 &format!(
                     "SELECT {MANIFEST_COLUMNS} FROM manifests WHERE repository = ?1 AND digest = ?2"
                 ),
-                [repository, digest],
-                manifest_row,
-            )
-            .optional()?)
+                &[&repository, &digest],
+            )?
+            .as_ref()
+            .map(manifest_row)
+            .transpose()
+        })
     }
 
     /// The manifest a tag points at.
     pub fn tagged_manifest(&self, repository: &str, tag: &str) -> Result<Option<ManifestRecord>> {
-        Ok(self
-            .conn()
-            .query_row(
+        let columns = MANIFEST_COLUMNS
+            .split(", ")
+            .map(|c| format!("m.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.with_connection(|c| {
+            c.query_opt(
                 &format!(
-                    "SELECT {} FROM manifests m JOIN tags t
+                    "SELECT {columns} FROM manifests m JOIN tags t
                      ON t.repository = m.repository AND t.digest = m.digest
-                     WHERE t.repository = ?1 AND t.name = ?2",
-                    MANIFEST_COLUMNS
-                        .split(", ")
-                        .map(|c| format!("m.{c}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                     WHERE t.repository = ?1 AND t.name = ?2"
                 ),
-                [repository, tag],
-                manifest_row,
-            )
-            .optional()?)
+                &[&repository, &tag],
+            )?
+            .as_ref()
+            .map(manifest_row)
+            .transpose()
+        })
     }
 
     /// Deletes a manifest, its tags and its references.
     pub(crate) fn delete_manifest(&self, repository: &str, digest: &str) -> Result<bool> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        // The foreign keys cascade too; deleting explicitly keeps this correct on a
-        // connection where they are off.
-        tx.execute(
-            "DELETE FROM tags WHERE repository = ?1 AND digest = ?2",
-            [repository, digest],
-        )?;
-        tx.execute(
-            "DELETE FROM manifest_refs WHERE repository = ?1 AND manifest = ?2",
-            [repository, digest],
-        )?;
-        let n = tx.execute(
-            "DELETE FROM manifests WHERE repository = ?1 AND digest = ?2",
-            [repository, digest],
-        )?;
-        tx.commit()?;
-        Ok(n > 0)
+        self.transaction(|tx| {
+            // The foreign keys cascade too; deleting explicitly keeps this correct on a
+            // connection where they are off.
+            tx.execute(
+                "DELETE FROM tags WHERE repository = ?1 AND digest = ?2",
+                &[&repository, &digest],
+            )?;
+            tx.execute(
+                "DELETE FROM manifest_refs WHERE repository = ?1 AND manifest = ?2",
+                &[&repository, &digest],
+            )?;
+            let n = tx.execute(
+                "DELETE FROM manifests WHERE repository = ?1 AND digest = ?2",
+                &[&repository, &digest],
+            )?;
+            Ok(n > 0)
+        })
     }
 
     pub fn delete_tag(&self, repository: &str, tag: &str) -> Result<bool> {
-        let n = self.conn().execute(
-            "DELETE FROM tags WHERE repository = ?1 AND name = ?2",
-            [repository, tag],
-        )?;
-        Ok(n > 0)
+        self.with_connection(|c| {
+            Ok(c.execute(
+                "DELETE FROM tags WHERE repository = ?1 AND name = ?2",
+                &[&repository, &tag],
+            )? > 0)
+        })
     }
 
     /// Notes that an import put `tag` on `digest` in `repository`, copied from
@@ -362,60 +371,68 @@ impl Metadata {
         source_digest: Option<&str>,
         task: &str,
     ) -> Result<()> {
-        self.conn().execute(
-            "UPDATE tags SET imported_from = ?4, import_task = ?5, source_digest = ?6
-             WHERE repository = ?1 AND name = ?2 AND digest = ?3",
-            params![repository, tag, digest, source, task, source_digest],
-        )?;
-        Ok(())
+        self.with_connection(|c| {
+            c.execute(
+                "UPDATE tags SET imported_from = ?4, import_task = ?5, source_digest = ?6
+                 WHERE repository = ?1 AND name = ?2 AND digest = ?3",
+                &[&repository, &tag, &digest, &source, &task, &source_digest],
+            )?;
+            Ok(())
+        })
     }
 
     /// A project's tags that an import copied from a known source digest.
     pub fn imported_tags(&self, project: &str) -> Result<Vec<ImportedTag>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT t.repository, t.name, t.digest, t.source_digest
-             FROM tags t JOIN repositories r ON r.name = t.repository
-             WHERE r.project = ?1 AND t.source_digest IS NOT NULL",
-        )?;
-        let rows = stmt.query_map([project], |r| {
-            Ok(ImportedTag {
-                repository: r.get(0)?,
-                tag: r.get(1)?,
-                digest: r.get(2)?,
-                source_digest: r.get(3)?,
+        self.with_connection(|c| {
+            c.query(
+                "SELECT t.repository, t.name, t.digest, t.source_digest
+                 FROM tags t JOIN repositories r ON r.name = t.repository
+                 WHERE r.project = ?1 AND t.source_digest IS NOT NULL",
+                &[&project],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(ImportedTag {
+                    repository: r.get(0)?,
+                    tag: r.get(1)?,
+                    digest: r.get(2)?,
+                    source_digest: r.get(3)?,
+                })
             })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+            .collect()
+        })
     }
 
     /// A project's tags with their manifests and where they came from, by repository
     /// and newest first, at most `limit`.
     pub fn project_tags(&self, project: &str, limit: u64) -> Result<Vec<TagDetail>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT t.repository, t.name, t.digest, m.media_type, m.size, t.updated_ms,
-                    t.imported_from, t.import_task
-             FROM tags t
-             JOIN manifests m ON m.repository = t.repository AND m.digest = t.digest
-             JOIN repositories r ON r.name = t.repository
-             WHERE r.project = ?1
-             ORDER BY t.repository, t.updated_ms DESC, t.name
-             LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![project, limit as i64], |r| {
-            Ok(TagDetail {
-                repository: r.get(0)?,
-                tag: r.get(1)?,
-                digest: r.get(2)?,
-                media_type: r.get(3)?,
-                manifest_size: r.get::<_, i64>(4)? as u64,
-                updated_ms: r.get(5)?,
-                imported_from: r.get(6)?,
-                import_task: r.get(7)?,
+        self.with_connection(|c| {
+            c.query(
+                "SELECT t.repository, t.name, t.digest, m.media_type, m.size, t.updated_ms,
+                        t.imported_from, t.import_task
+                 FROM tags t
+                 JOIN manifests m ON m.repository = t.repository AND m.digest = t.digest
+                 JOIN repositories r ON r.name = t.repository
+                 WHERE r.project = ?1
+                 ORDER BY t.repository, t.updated_ms DESC, t.name
+                 LIMIT ?2",
+                &[&project, &limit],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(TagDetail {
+                    repository: r.get(0)?,
+                    tag: r.get(1)?,
+                    digest: r.get(2)?,
+                    media_type: r.get(3)?,
+                    manifest_size: r.get(4)?,
+                    updated_ms: r.get(5)?,
+                    imported_from: r.get(6)?,
+                    import_task: r.get(7)?,
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect()
+        })
     }
 
     /// Tag names after `last`, in byte order, at most `limit`.
@@ -425,14 +442,12 @@ impl Metadata {
         last: Option<&str>,
         limit: u64,
     ) -> Result<Vec<String>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT name FROM tags WHERE repository = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
-        )?;
-        let rows = stmt.query_map(params![repository, last.unwrap_or(""), limit as i64], |r| {
-            r.get(0)
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.with_connection(|c| {
+            column(c.query(
+                "SELECT name FROM tags WHERE repository = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
+                &[&repository, &last.unwrap_or(""), &limit],
+            )?)
+        })
     }
 
     /// Manifests in `repository` whose subject is `subject`, optionally of one artifact
@@ -443,14 +458,20 @@ impl Metadata {
         subject: &str,
         artifact_type: Option<&str>,
     ) -> Result<Vec<ManifestRecord>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {MANIFEST_COLUMNS} FROM manifests
-             WHERE repository = ?1 AND subject = ?2 AND (?3 IS NULL OR artifact_type = ?3)
-             ORDER BY created_ms, digest"
-        ))?;
-        let rows = stmt.query_map(params![repository, subject, artifact_type], manifest_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.with_connection(|c| {
+            c.query(
+                &format!(
+                    "SELECT {MANIFEST_COLUMNS} FROM manifests
+                     WHERE repository = ?1 AND subject = ?2
+                       AND (CAST(?3 AS TEXT) IS NULL OR artifact_type = ?3)
+                     ORDER BY created_ms, digest"
+                ),
+                &[&repository, &subject, &artifact_type],
+            )?
+            .iter()
+            .map(manifest_row)
+            .collect()
+        })
     }
 
     // ---- garbage collection ----
@@ -458,27 +479,37 @@ impl Metadata {
     /// Digests some manifest keeps alive: every manifest, and everything a manifest
     /// refers to (in any repository: the store is shared).
     pub(crate) fn gc_referenced(&self) -> Result<HashSet<String>> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT digest FROM manifests UNION SELECT digest FROM manifest_refs")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.with_connection(|c| {
+            c.query(
+                "SELECT digest FROM manifests UNION SELECT digest FROM manifest_refs",
+                &[],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+        })
     }
 
     /// Digests some repository was linked to at or after `since_ms`: an upload that
     /// finished, or a mount, recently, which a manifest may be about to refer to.
     pub(crate) fn gc_recently_linked(&self, since_ms: i64) -> Result<HashSet<String>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT digest FROM blob_links WHERE linked_ms >= ?1")?;
-        let rows = stmt.query_map([since_ms], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.with_connection(|c| {
+            c.query(
+                "SELECT digest FROM blob_links WHERE linked_ms >= ?1",
+                &[&since_ms],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+        })
     }
 
     /// Forgets every link to a blob that was deleted from storage.
     pub(crate) fn forget_blob(&self, digest: &str) -> Result<()> {
-        self.conn()
-            .execute("DELETE FROM blob_links WHERE digest = ?1", [digest])?;
-        Ok(())
+        self.with_connection(|c| {
+            c.execute("DELETE FROM blob_links WHERE digest = ?1", &[&digest])?;
+            Ok(())
+        })
     }
 }
 
