@@ -11,6 +11,7 @@ pub mod host_process;
 pub mod images;
 pub mod ready_host;
 pub mod registry;
+pub mod scale_out;
 pub mod skopeo;
 pub mod token_server;
 
