@@ -281,6 +281,11 @@ pub struct ImportsConfig {
     /// and holding no worker, until the time it named.
     #[serde(with = "humantime_serde")]
     pub max_retry_wait: std::time::Duration,
+    /// With a shared database: how long an import stays with the replica running it
+    /// without that replica renewing its lease (every third of it). When the replica
+    /// dies, another takes the import over after this long and continues it.
+    #[serde(with = "humantime_serde")]
+    pub lease: std::time::Duration,
 }
 
 impl Default for ImportsConfig {
@@ -294,6 +299,7 @@ impl Default for ImportsConfig {
             plugin_username: None,
             plugin_password_file: None,
             max_retry_wait: std::time::Duration::from_secs(120),
+            lease: std::time::Duration::from_secs(30),
         }
     }
 }

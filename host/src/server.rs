@@ -87,6 +87,12 @@ fn open_stores_blocking(config: &Config) -> Result<(Arc<Metadata>, Arc<dyn Stora
     let metadata = match &config.database.url {
         Some(url) => {
             anyhow::ensure!(
+                config.imports.lease >= std::time::Duration::from_secs(3),
+                "imports.lease is {:?}; with a shared database it must be at least 3s (it is \
+                 renewed every third of it)",
+                config.imports.lease
+            );
+            anyhow::ensure!(
                 config.keys_dir.is_some(),
                 "with a shared database ([database] url) set keys_dir to a folder every \
                  replica reads the same token.key and secrets.key from; copy them from the \
@@ -132,13 +138,16 @@ pub async fn build(config: &Config, password: Option<String>) -> Result<Host> {
         .context("loading the token signing key")?;
     let secrets = SecretBox::load_or_create(&keys_dir.join("secrets.key"))
         .context("loading the key that seals import credentials")?;
+    let metadata_shared = metadata.is_shared();
     let store = HostStore::new(metadata.clone());
     let passwords = crate::auth::Passwords {
         admin: admin.clone(),
         store: store.clone(),
         throttle: Default::default(),
     };
-    let upload_owners = UploadOwners::default();
+    // This replica's name, in task leases and in its imports' upload sessions.
+    let replica = hoist_common::random::id();
+    let upload_owners = UploadOwners::new(replica.clone());
     let access = RegistryAccess {
         passwords: passwords.clone(),
         keys: keys.clone(),
@@ -193,6 +202,8 @@ pub async fn build(config: &Config, password: Option<String>) -> Result<Host> {
             registries,
             target,
             max_retry_wait: config.imports.max_retry_wait,
+            lease: metadata_shared.then_some(config.imports.lease),
+            replica,
         },
         Some(own),
     );

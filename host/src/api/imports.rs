@@ -353,7 +353,7 @@ pub async fn cancel(
 ) -> Result<Response, ApiError> {
     let task = task_for(&state, &caller, &id).await?;
     require_push(&state, &caller, &task, "cancel this import").await?;
-    if !state.runner.cancel(&id) {
+    if !state.runner.cancel_anywhere(&id).await? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "finished",
@@ -418,7 +418,7 @@ pub async fn events(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let task = task_for(&state, &caller, &id).await?;
-    let receiver = state.runner.subscribe(&id);
+    let receiver = state.runner.follow(&id).await?;
     let stream = futures::stream::unfold(
         (Some(task), receiver, false),
         |(first, mut receiver, ended)| async move {

@@ -34,8 +34,12 @@ impl TaskStore for HostStore {
     fn update(&self, task: &Task) -> Result<()> {
         let body = serde_json::to_string(task)?;
         self.db.with_connection(|c| {
+            // A finished task forgets a cancel asked of it, so that a retry runs.
             c.execute(
-                "UPDATE tasks SET state = ?2, body = ?3 WHERE id = ?1",
+                "UPDATE tasks SET state = ?2, body = ?3, cancel_requested =
+                     CASE WHEN ?2 IN ('succeeded', 'failed', 'cancelled') THEN 0
+                          ELSE cancel_requested END
+                 WHERE id = ?1",
                 &[&task.id, &task.state.as_str(), &body],
             )
         })?;
@@ -120,6 +124,71 @@ impl TaskStore for HostStore {
         self.db
             .with_connection(|c| c.execute("DELETE FROM task_secrets WHERE task = ?1", &[&id]))?;
         Ok(())
+    }
+
+    fn claim(&self, id: &str, owner: &str, now_ms: i64, until_ms: i64) -> Result<bool> {
+        self.db.with_connection(|c| {
+            Ok(c.execute(
+                "UPDATE tasks SET lease_owner = ?2, lease_until_ms = ?3
+                 WHERE id = ?1 AND state IN ('queued', 'running', 'waiting')
+                   AND (lease_owner IS NULL OR lease_owner = ?2 OR lease_until_ms < ?4)",
+                &[&id, &owner, &until_ms, &now_ms],
+            )? == 1)
+        })
+    }
+
+    fn renew(&self, owner: &str, until_ms: i64) -> Result<Vec<String>> {
+        self.db.with_connection(|c| {
+            c.execute(
+                "UPDATE tasks SET lease_until_ms = ?2
+                 WHERE lease_owner = ?1 AND state IN ('queued', 'running', 'waiting')",
+                &[&owner, &until_ms],
+            )?;
+            c.query(
+                "SELECT id FROM tasks WHERE lease_owner = ?1 AND cancel_requested = 1
+                   AND state IN ('queued', 'running', 'waiting')",
+                &[&owner],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+        })
+    }
+
+    fn orphaned(&self, now_ms: i64) -> Result<Vec<Task>> {
+        self.db.with_connection(|c| {
+            c.query(
+                "SELECT body FROM tasks WHERE state IN ('queued', 'running', 'waiting')
+                   AND (lease_owner IS NULL OR lease_until_ms < ?1) ORDER BY seq",
+                &[&now_ms],
+            )?
+            .iter()
+            .map(|r| r.json(0))
+            .collect()
+        })
+    }
+
+    fn request_cancel(&self, id: &str) -> Result<bool> {
+        self.db.with_connection(|c| {
+            Ok(c.execute(
+                "UPDATE tasks SET cancel_requested = 1
+                 WHERE id = ?1 AND state IN ('queued', 'running', 'waiting')",
+                &[&id],
+            )? == 1)
+        })
+    }
+
+    fn lease_owners(&self) -> Result<std::collections::HashMap<String, String>> {
+        self.db.with_connection(|c| {
+            c.query(
+                "SELECT id, lease_owner FROM tasks WHERE lease_owner IS NOT NULL
+                   AND state IN ('queued', 'running', 'waiting')",
+                &[],
+            )?
+            .iter()
+            .map(|r| Ok((r.get(0)?, r.get(1)?)))
+            .collect()
+        })
     }
 
     fn unfinished(&self) -> Result<Vec<Task>> {

@@ -141,6 +141,12 @@ impl SyncRunner {
 
     /// Starts again every run the last process left going, under its own id.
     pub(crate) async fn recover(&self) -> Result<usize> {
+        if self.inner.store.db.is_shared() {
+            // With replicas sharing the database, a run left going may be another
+            // replica's, live: runs hold no lease yet, so none is taken over. (A run's
+            // imports are tasks, which are.)
+            return Ok(0);
+        }
         let runs = self.db(|store| store.unfinished_sync_runs()).await?;
         let mut n = 0;
         for mut run in runs {
@@ -800,7 +806,8 @@ impl SyncRunner {
                 // A new or changed rule: its first slot after now.
                 let first = schedule.next_after(now, &mut rng);
                 let id = rule.id.clone();
-                self.db(move |store| store.set_next_due(&id, first)).await?;
+                self.db(move |store| store.advance_due(&id, None, first))
+                    .await?;
                 continue;
             };
             let active = self.active_run(&rule.id).is_some();
@@ -810,8 +817,13 @@ impl SyncRunner {
                 continue;
             }
             let id = rule.id.clone();
-            self.db(move |store| store.set_next_due(&id, due.next_due_ms))
+            let moved = self
+                .db(move |store| store.advance_due(&id, Some(next_due), due.next_due_ms))
                 .await?;
+            if !moved {
+                // Another replica took this slot.
+                continue;
+            }
             let late = now.saturating_sub(next_due) > super::schedule::ON_TIME_MS;
             match due.decision {
                 Decision::Run | Decision::SkippedActive => {

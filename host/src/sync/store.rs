@@ -119,14 +119,22 @@ impl HostStore {
         })
     }
 
-    pub(crate) fn set_next_due(&self, rule: &str, next_due_ms: Option<i64>) -> Result<()> {
+    /// Moves a rule's next due time from `from` to `to`, unless it has moved since it was
+    /// read; whether this call moved it. Replicas sharing the database all look at the
+    /// rules, and only the one whose move lands starts the run, so each slot fires once.
+    pub(crate) fn advance_due(
+        &self,
+        rule: &str,
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> Result<bool> {
         self.db.with_connection(|c| {
-            c.execute(
-                "UPDATE sync_rules SET next_due_ms = ?2 WHERE id = ?1",
-                &[&rule, &next_due_ms],
-            )
-        })?;
-        Ok(())
+            Ok(c.execute(
+                "UPDATE sync_rules SET next_due_ms = ?3
+                 WHERE id = ?1 AND (next_due_ms = ?2 OR (next_due_ms IS NULL AND ?2 IS NULL))",
+                &[&rule, &from, &to],
+            )? == 1)
+        })
     }
 
     pub(crate) fn rule_secret(&self, rule: &str) -> Result<Option<Vec<u8>>> {

@@ -31,8 +31,8 @@ const PERSIST_EVERY: Duration = Duration::from_secs(1);
 /// that keeps refusing after that many of its own waits needs a person.
 const MAX_QUOTA_WAITS: u32 = 3;
 
-/// Where tasks are kept. The SQLite metadata store implements it; so can PostgreSQL,
-/// whose `SELECT … FOR UPDATE SKIP LOCKED` would let replicas share the queue.
+/// Where tasks are kept: the host's metadata database, SQLite or PostgreSQL. Replicas
+/// that share one share its tasks through leases (see [`RunnerConfig::lease`]).
 pub trait TaskStore: Send + Sync + 'static {
     /// Stores a new task, with its sealed source credentials if any.
     fn insert(&self, task: &Task, sealed_credentials: Option<&[u8]>) -> anyhow::Result<()>;
@@ -54,6 +54,23 @@ pub trait TaskStore: Send + Sync + 'static {
     fn forget_credentials(&self, id: &str) -> anyhow::Result<()>;
     /// Every task that was queued or running when the host stopped, oldest first.
     fn unfinished(&self) -> anyhow::Result<Vec<Task>>;
+
+    // ---- leases, for replicas sharing the store ----
+
+    /// Takes an unfinished task for `owner` until `until_ms`, unless another owner's lease
+    /// on it still runs at `now_ms`; whether it was taken. Atomic: of replicas racing for
+    /// one task, one wins.
+    fn claim(&self, id: &str, owner: &str, now_ms: i64, until_ms: i64) -> anyhow::Result<bool>;
+    /// Extends `owner`'s leases on its unfinished tasks to `until_ms`; returns those of
+    /// them whose cancel was asked for.
+    fn renew(&self, owner: &str, until_ms: i64) -> anyhow::Result<Vec<String>>;
+    /// Unfinished tasks that no lease holds at `now_ms` (their replica stopped), oldest
+    /// first.
+    fn orphaned(&self, now_ms: i64) -> anyhow::Result<Vec<Task>>;
+    /// Asks whichever replica runs the task to cancel it; false when it has finished.
+    fn request_cancel(&self, id: &str) -> anyhow::Result<bool>;
+    /// The owner of the lease on each unfinished task that has one.
+    fn lease_owners(&self) -> anyhow::Result<HashMap<String, String>>;
 }
 
 /// Source credentials as an import request carries them.
@@ -79,6 +96,13 @@ pub struct RunnerConfig {
     /// The longest `Retry-After` an import waits for inside the plugin; longer ones leave
     /// the task `waiting`.
     pub max_retry_wait: Duration,
+    /// With a store shared by several replicas: how long a task stays with the replica
+    /// that runs it without a renewal (renewed every third of it). A task whose lease
+    /// ran out (its replica died) is taken over by another replica, which starts it
+    /// again, skipping the blobs already stored. None: this host is alone with its store.
+    pub lease: Option<Duration>,
+    /// This replica's name in leases (and in the upload sessions its imports open).
+    pub replica: String,
 }
 
 /// An external registry that imports write to, with the account the host pushes as.
@@ -99,6 +123,8 @@ impl Default for RunnerConfig {
             registries: RegistrySettings::default(),
             target: None,
             max_retry_wait: Duration::from_secs(120),
+            lease: None,
+            replica: hoist_common::random::id(),
         }
     }
 }
@@ -200,6 +226,9 @@ impl TaskRunner {
                 Ok(None)
             })
             .await?;
+        if existing.is_none() {
+            self.take(&task.id).await?;
+        }
         if let Some(existing) = existing {
             let current = self.current(&existing.id).await?.unwrap_or(existing);
             if let Some(differs) = self.differs(&current, &task, auth_plain.as_deref()).await? {
@@ -245,8 +274,17 @@ impl TaskRunner {
     }
 
     /// Starts every task the last run left queued or running. Running ones start again
-    /// from the top; blobs they already copied are found on the target and skipped.
+    /// from the top; blobs they already copied are found on the target and skipped. With
+    /// a shared store, only the tasks no replica holds, and from then on those of any
+    /// replica that stops.
     pub async fn recover(&self) -> anyhow::Result<usize> {
+        if let Some(lease) = self.inner.config.lease {
+            // Replicas share the tasks: this one takes over those no lease holds, now
+            // and whenever another replica stops.
+            let taken = self.renew_and_take_over(lease).await?;
+            self.keep_leases(lease);
+            return Ok(taken);
+        }
         let tasks = self
             .db(|store| {
                 let mut tasks = store.unfinished()?;
@@ -337,8 +375,126 @@ impl TaskRunner {
             store.update(&queued)
         })
         .await?;
+        self.take(&task.id).await?;
         self.spawn(task.clone());
         Ok(task)
+    }
+
+    /// Takes the lease on a task this replica is about to run, when replicas share the
+    /// store; whether it is this replica's to run.
+    async fn take(&self, id: &str) -> anyhow::Result<bool> {
+        let Some(lease) = self.inner.config.lease else {
+            return Ok(true);
+        };
+        let (id, owner) = (id.to_owned(), self.inner.config.replica.clone());
+        let now = hoist_common::clock::now_ms();
+        let until = now + lease.as_millis() as i64;
+        self.db(move |store| store.claim(&id, &owner, now, until))
+            .await
+    }
+
+    /// Keeps this replica's leases and takes over the tasks of replicas that stopped,
+    /// for as long as the host runs. Only with a shared store.
+    fn keep_leases(&self, lease: Duration) {
+        let runner = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(lease / 3);
+            loop {
+                ticks.tick().await;
+                if let Err(e) = runner.renew_and_take_over(lease).await {
+                    tracing::warn!(error = %e, "cannot renew the import leases");
+                }
+            }
+        });
+    }
+
+    /// Renews this replica's leases, passes on the cancels asked of other replicas, and
+    /// starts the tasks no lease holds; how many it took.
+    async fn renew_and_take_over(&self, lease: Duration) -> anyhow::Result<usize> {
+        let owner = self.inner.config.replica.clone();
+        let now = hoist_common::clock::now_ms();
+        let until = now + lease.as_millis() as i64;
+        let cancelled = self.db(move |store| store.renew(&owner, until)).await?;
+        for id in cancelled {
+            self.cancel(&id);
+        }
+        let orphans = self.db(move |store| store.orphaned(now)).await?;
+        let mut taken = 0;
+        for mut task in orphans {
+            if self.inner.live.lock().contains_key(&task.id) || !self.take(&task.id).await? {
+                continue;
+            }
+            tracing::info!(task = %task.id, "taking over an import whose replica stopped");
+            if task.state == TaskState::Running {
+                task.state = TaskState::Queued;
+                task.warnings
+                    .push("the replica running this import stopped; another continues it".into());
+                self.record(&task, "a task taken over").await;
+            }
+            self.spawn(task);
+            taken += 1;
+        }
+        Ok(taken)
+    }
+
+    /// Who holds the lease on each unfinished task, when replicas share the store.
+    pub async fn lease_owners(&self) -> anyhow::Result<Option<HashMap<String, String>>> {
+        if self.inner.config.lease.is_none() {
+            return Ok(None);
+        }
+        self.db(|store| store.lease_owners().map(Some)).await
+    }
+
+    /// Asks a queued or running task to stop, on whichever replica runs it. Returns
+    /// false when it had finished.
+    pub async fn cancel_anywhere(&self, id: &str) -> anyhow::Result<bool> {
+        if self.cancel(id) {
+            return Ok(true);
+        }
+        if self.inner.config.lease.is_none() {
+            return Ok(false);
+        }
+        let id = id.to_owned();
+        self.db(move |store| store.request_cancel(&id)).await
+    }
+
+    /// Follows a task's progress: live when this replica runs it; from the database,
+    /// where its replica writes it every second, when another does. None when it has
+    /// finished or is unknown.
+    pub async fn follow(&self, id: &str) -> anyhow::Result<Option<watch::Receiver<Task>>> {
+        if let Some(rx) = self.subscribe(id) {
+            return Ok(Some(rx));
+        }
+        if self.inner.config.lease.is_none() {
+            return Ok(None);
+        }
+        let Some(task) = self.current(id).await? else {
+            return Ok(None);
+        };
+        if task.state.is_finished() {
+            return Ok(None);
+        }
+        let (tx, rx) = watch::channel(task);
+        let (runner, id) = (self.clone(), id.to_owned());
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(PERSIST_EVERY / 2);
+            while !tx.is_closed() {
+                ticks.tick().await;
+                let Ok(Some(task)) = runner.current(&id).await else {
+                    break;
+                };
+                let finished = task.state.is_finished();
+                tx.send_if_modified(|old| {
+                    let changed = *old != task;
+                    *old = task;
+                    changed
+                });
+                if finished {
+                    break;
+                }
+            }
+        });
+        Ok(Some(rx))
     }
 
     fn reset(task: &mut Task) {

@@ -141,6 +141,13 @@ const STEPS: &[&str] = &[
     "DROP INDEX tasks_active;
      CREATE INDEX tasks_active ON tasks (source_canonical, target)
          WHERE state IN ('queued', 'running', 'waiting');",
+    // 8: replicas sharing one database share its tasks: the replica running a task holds
+    // a lease on it until a time it keeps renewing, so that another takes the task over
+    // when the lease runs out; a cancel asked of a replica that is not running the task
+    // is left here for the one that is.
+    "ALTER TABLE tasks ADD COLUMN lease_owner TEXT;
+     ALTER TABLE tasks ADD COLUMN lease_until_ms INTEGER;
+     ALTER TABLE tasks ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;",
 ];
 
 fn too_new(current: usize) -> anyhow::Error {
