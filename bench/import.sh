@@ -9,6 +9,8 @@
 # Each import that must move bytes goes to a project of its own: within a project, imports
 # share blobs and would mount them instead of copying.
 #   SIZE_MB=1024 LAYERS=8 CONCURRENT=10 bench/import.sh
+# STORES=shared adds imports into replicas on PostgreSQL and S3 (moto_server): one import
+# into one replica, then SHARED_CONCURRENT (4) at once on one replica and split over two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -151,4 +153,42 @@ print(f"same import, loopback: {loop:6.2f} s   in-process is {loop / imp:.2f}x a
       f"{loop_cpu / gib:.2f} CPU s per GiB in the two hosts")
 print(f"{n} imports at once:    {conc:6.2f} s   {conc / (n * floor):5.2f}x ({n} x the larger floor) (target: at most 1.2); "
       f"host RSS {before // 1024} MiB before, peak {peak // 1024} MiB (target: under 120)")
+PY
+
+[ "${STORES:-}" = shared ] || exit 0
+kill $loop_pid 2>/dev/null || true
+a_pid= b_pid=
+start_shared_stores "$work/shared"
+trap 'kill $host_pid $a_pid $b_pid 2>/dev/null; stop_shared_stores "$work/shared"; stop_registries "$work"/src/pid; rm -rf "$work"' EXIT
+{ cat "$work/shared/shared.toml"; cat "$work/hoist.toml"; } > "$work/replica.toml"
+export HOIST_ADMIN_PASSWORD=bench
+read -r a_pid a_port < <(start_replica "$work/replica.toml" "$work/a")
+read -r b_pid b_port < <(start_replica "$work/replica.toml" "$work/b")
+A=127.0.0.1:$a_port B=127.0.0.1:$b_port
+SHARED_CONCURRENT=${SHARED_CONCURRENT:-4}
+for p in shared $(seq -f 'one%g' 1 "$SHARED_CONCURRENT") $(seq -f 'two%g' 1 "$SHARED_CONCURRENT"); do
+  api -X POST "http://$A/api/v1/projects" -d "{\"name\":\"$p\",\"public\":false}" >/dev/null
+done
+t=$(now); id=$(start_import "$A" shared); wait_tasks "$A" "$id"; shared_s=$(elapsed "$t"); check_tasks "$A" "$id"
+t=$(now); ids=()
+for i in $(seq 1 "$SHARED_CONCURRENT"); do ids+=("$(start_import "$A" "one$i")"); done
+wait_tasks "$A" "${ids[@]}"; one_s=$(elapsed "$t"); check_tasks "$A" "${ids[@]}"
+t=$(now); ids_a=(); ids_b=()
+for i in $(seq 1 "$SHARED_CONCURRENT"); do
+  if [ $((i % 2)) = 1 ]; then ids_a+=("$(start_import "$A" "two$i")"); else ids_b+=("$(start_import "$B" "two$i")"); fi
+done
+wait_tasks "$A" "${ids_a[@]}"; wait_tasks "$B" "${ids_b[@]}"; two_s=$(elapsed "$t")
+check_tasks "$A" "${ids_a[@]}"; check_tasks "$B" "${ids_b[@]}"
+python3 - "$SIZE_MB" "$import_s" "$shared_s" "$SHARED_CONCURRENT" "$one_s" "$two_s" \
+  "$(peak_mib "$a_pid")" "$(peak_mib "$b_pid")" <<'PY'
+import sys
+mb = float(sys.argv[1])
+embedded, shared = float(sys.argv[2]), float(sys.argv[3])
+n, one, two = int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+a_rss, b_rss = sys.argv[7:9]
+print(f"--- on PostgreSQL + S3 (moto_server, in memory) ---")
+print(f"import, one replica:   {shared:6.2f} s  {mb / shared:7.1f} MiB/s  ({shared / embedded:.2f}x the embedded host's)")
+print(f"{n} at once, 1 replica: {one:6.2f} s  {n * mb / one:7.1f} MiB/s together")
+print(f"{n} at once, 2 replicas:{two:6.2f} s  {n * mb / two:7.1f} MiB/s together ({one / two:.2f}x one replica's rate)")
+print(f"peak RSS (VmHWM):      replica a {a_rss} MiB, replica b {b_rss} MiB")
 PY

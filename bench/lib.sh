@@ -160,3 +160,49 @@ PY
 # Seconds since the epoch, with nanoseconds.
 now() { date +%s.%N; }
 elapsed() { python3 -c "print(f'{$(now) - $1:.3f}')"; }
+
+# The scale-out stores (STORES=shared): a throwaway PostgreSQL and moto_server as S3,
+# under $1, and $1/shared.toml, the part of the configuration every replica shares (keys,
+# database, bucket). moto keeps every object in memory, in Python: its figures show the
+# cost of the hop, not S3's speed.
+start_shared_stores() {
+  local dir=$1 s3 pg
+  mkdir -p "$dir/keys"
+  s3=$(scripts/s3.sh start "$dir/s3")
+  pg=$(scripts/postgres.sh start "$dir/pg")
+  printf 'access_key_id = "bench"\nsecret_access_key = "bench"\n' > "$dir/s3.credentials"
+  cat > "$dir/shared.toml" <<TOML
+keys_dir = "$dir/keys"
+[database]
+url = "$pg"
+[storage.s3]
+endpoint = "$s3"
+bucket = "hoist"
+credentials_file = "$dir/s3.credentials"
+TOML
+}
+
+stop_shared_stores() {
+  scripts/s3.sh stop "$1/s3"
+  scripts/postgres.sh stop "$1/pg"
+}
+
+# Starts a hoist-host replica ($HOST_BIN) with the configuration $1 and the data folder
+# $2 on a port it binds itself; prints "pid port" once it answers. The admin's password
+# is $HOIST_ADMIN_PASSWORD.
+start_replica() {
+  local config=$1 data=$2 pid port=""
+  RUST_LOG=warn "$HOST_BIN" --config "$config" --listen 127.0.0.1:0 --data-dir "$data" \
+    >"$data.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 600); do
+    port=$(sed -n 's|^Hoist is running: open http://127.0.0.1:\([0-9]*\)/$|\1|p' "$data.log" | head -1)
+    [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
+    sleep 0.1
+  done
+  [ -n "$port" ] || { echo "bench: the replica did not start:" >&2; cat "$data.log" >&2; exit 1; }
+  echo "$pid $port"
+}
+
+# Peak RSS (VmHWM) of process $1, in MiB.
+peak_mib() { awk '/^VmHWM/ {print int($2 / 1024)}' "/proc/$1/status"; }

@@ -4,6 +4,9 @@
 # docker-registry, in the same run. Prints the times, their ratios and the host's peak
 # memory (VmHWM).
 #   SIZE_MB=1024 LAYERS=8 bench/registry.sh
+# STORES=shared adds Hoist on PostgreSQL and S3 (moto_server): pushed through one
+# replica, pulled through it and through a second one, and two pulls at once, on one
+# replica and on two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -58,8 +61,8 @@ reg_pull=$(timed copy "docker://$R/bench/app:v1" "dir:$work/pull-reg")
 cmp -s "$work/pull-host/manifest.json" "$image/manifest.json" \
   || { echo "bench: the pull from Hoist differs" >&2; exit 1; }
 
-host_rss=$(awk '/^VmHWM/ {print int($2 / 1024)}' "/proc/$host_pid/status")
-reg_rss=$(awk '/^VmHWM/ {print int($2 / 1024)}' "/proc/$(cat "$work/reg/pid")/status")
+host_rss=$(peak_mib "$host_pid")
+reg_rss=$(peak_mib "$(cat "$work/reg/pid")")
 
 python3 - "$SIZE_MB" "$LAYERS" "$host_push" "$host_pull" "$reg_push" "$reg_pull" "$host_rss" "$reg_rss" <<'PY'
 import sys
@@ -75,4 +78,38 @@ print(f"pull  docker-registry: {rpull:6.2f} s  {mb / rpull:7.1f} MiB/s")
 print(f"push hoist / registry: {hpush / rpush:6.2f}x  (below 1 means hoist is faster)")
 print(f"pull hoist / registry: {hpull / rpull:6.2f}x")
 print(f"peak RSS (VmHWM):      hoist-host {hrss} MiB, docker-registry {rrss} MiB")
+PY
+
+[ "${STORES:-}" = shared ] || exit 0
+a_pid= b_pid=
+start_shared_stores "$work/shared"
+trap 'kill $a_pid $b_pid 2>/dev/null; stop_shared_stores "$work/shared"; stop_registries "$work"/reg/pid "$work"/host.pid; rm -rf "$work"' EXIT
+export HOIST_ADMIN_PASSWORD=$password
+read -r a_pid a_port < <(start_replica "$work/shared/shared.toml" "$work/a")
+read -r b_pid b_port < <(start_replica "$work/shared/shared.toml" "$work/b")
+A=127.0.0.1:$a_port B=127.0.0.1:$b_port
+curl -sf -u "admin:$password" -H 'content-type: application/json' \
+  -d '{"name":"bench","public":false}' "http://$A/api/v1/projects" >/dev/null
+pull_into() { copy --src-creds "$creds" "docker://$1/bench/app:v1" "dir:$2"; }
+s_push=$(timed copy --dest-creds "$creds" "dir:$layout" "docker://$A/bench/app:v1")
+s_pull_a=$(timed pull_into "$A" "$work/pull-a")
+s_pull_b=$(timed pull_into "$B" "$work/pull-b")
+cmp -s "$work/pull-b/manifest.json" "$image/manifest.json" \
+  || { echo "bench: the pull through the second replica differs" >&2; exit 1; }
+both() { pull_into "$1" "$work/both-1" & pull_into "$2" "$work/both-2"; wait; rm -rf "$work"/both-*; }
+s_two_one=$(timed both "$A" "$A")
+s_two_two=$(timed both "$A" "$B")
+python3 - "$SIZE_MB" "$host_push" "$host_pull" "$s_push" "$s_pull_a" "$s_pull_b" "$s_two_one" \
+  "$s_two_two" "$(peak_mib "$a_pid")" "$(peak_mib "$b_pid")" <<'PY'
+import sys
+mb = float(sys.argv[1])
+push, pull, spush, spa, spb, one, two = map(float, sys.argv[2:9])
+a_rss, b_rss = sys.argv[9:11]
+print(f"--- on PostgreSQL + S3 (moto_server, in memory) ---")
+print(f"push, one replica:     {spush:6.2f} s  {mb / spush:7.1f} MiB/s  ({spush / push:.2f}x the embedded host's)")
+print(f"pull, same replica:    {spa:6.2f} s  {mb / spa:7.1f} MiB/s  ({spa / pull:.2f}x the embedded host's)")
+print(f"pull, other replica:   {spb:6.2f} s  {mb / spb:7.1f} MiB/s")
+print(f"2 pulls, one replica:  {one:6.2f} s  {2 * mb / one:7.1f} MiB/s together")
+print(f"2 pulls, two replicas: {two:6.2f} s  {2 * mb / two:7.1f} MiB/s together ({one / two:.2f}x one replica's rate)")
+print(f"peak RSS (VmHWM):      replica a {a_rss} MiB, replica b {b_rss} MiB")
 PY

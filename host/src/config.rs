@@ -595,4 +595,52 @@ mod tests {
         let err = read("[registries.\"x.io\"]\nmax_concurrent_requests = 0").unwrap_err();
         assert!(err.to_string().contains("at least 1"), "{err}");
     }
+
+    #[test]
+    fn scale_out_settings_are_read_and_their_mistakes_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join("s3.toml");
+        std::fs::write(
+            &creds,
+            "access_key_id = \"AK\"\nsecret_access_key = \"SK\"\n",
+        )
+        .unwrap();
+        let config: Config = toml::from_str(&format!(
+            r#"
+            keys_dir = "/etc/hoist/keys"
+            [database]
+            url = "postgres://hoist@db/hoist"
+            [storage.s3]
+            endpoint = "http://127.0.0.1:9000"
+            bucket = "blobs"
+            prefix = "prod"
+            credentials_file = {creds:?}
+            "#
+        ))
+        .unwrap();
+        assert_eq!(config.database.max_connections, 16);
+        assert_eq!(config.imports.lease, std::time::Duration::from_secs(30));
+        let options = config.storage.s3.as_ref().unwrap().options().unwrap();
+        assert_eq!(options.region, "us-east-1");
+        assert_eq!(options.access_key, Some(("AK".into(), "SK".into())));
+
+        let s3 = |body: &str| -> anyhow::Result<hoist_registry::S3Options> {
+            let config: Config = toml::from_str(&format!("[storage.s3]\n{body}")).unwrap();
+            config.storage.s3.unwrap().options()
+        };
+        let err = s3("bucket = \"\"").unwrap_err();
+        assert!(err.to_string().contains("bucket is empty"), "{err}");
+        let err = s3("bucket = \"b\"\nendpoint = \"minio:9000\"").unwrap_err();
+        assert!(
+            err.to_string().contains("not an http:// or https:// URL"),
+            "{err}"
+        );
+        std::fs::write(&creds, "access_key = \"AK\"\n").unwrap();
+        let err = s3(&format!("bucket = \"b\"\ncredentials_file = {creds:?}")).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("access_key_id and secret_access_key"),
+            "{err:#}"
+        );
+        assert!(toml::from_str::<Config>("[storage.s3]\nendpoint = \"http://x\"").is_err());
+    }
 }

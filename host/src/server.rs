@@ -87,6 +87,10 @@ fn open_stores_blocking(config: &Config) -> Result<(Arc<Metadata>, Arc<dyn Stora
     let metadata = match &config.database.url {
         Some(url) => {
             anyhow::ensure!(
+                config.database.max_connections >= 1,
+                "database.max_connections is 0; give the pool at least 1 connection"
+            );
+            anyhow::ensure!(
                 config.imports.lease >= std::time::Duration::from_secs(3),
                 "imports.lease is {:?}; with a shared database it must be at least 3s (it is \
                  renewed every third of it)",
@@ -403,4 +407,25 @@ fn clients(
                 .pacing()
                 .with_max_transfers(config.imports.max_transfers),
         ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_shared_database_needs_shared_keys_and_a_workable_lease() {
+        let mut config = Config {
+            data_dir: tempfile::tempdir().unwrap().keep(),
+            ..Config::default()
+        };
+        // Nothing listens there: both checks come before any connection.
+        config.database.url = Some("postgres://hoist@127.0.0.1:1/hoist".into());
+        let err = open_stores(&config).await.err().unwrap();
+        assert!(err.to_string().contains("set keys_dir"), "{err}");
+        config.keys_dir = Some(config.data_dir.clone());
+        config.imports.lease = std::time::Duration::from_secs(1);
+        let err = open_stores(&config).await.err().unwrap();
+        assert!(err.to_string().contains("imports.lease"), "{err}");
+    }
 }

@@ -61,6 +61,9 @@ impl Metadata {
         }
         let pool = r2d2::Pool::builder()
             .max_size(max_connections)
+            // Connections open as the load asks for them: replicas × max_connections held
+            // open from the start would crowd a server's default of 100.
+            .min_idle(Some(2.min(max_connections)))
             .connection_timeout(std::time::Duration::from_secs(10))
             .build(sql::PgManager(config))
             .context("connecting to the PostgreSQL database")?;
