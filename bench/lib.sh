@@ -169,6 +169,7 @@ start_shared_stores() {
   local dir=$1 s3 pg
   mkdir -p "$dir/keys"
   s3=$(scripts/s3.sh start "$dir/s3")
+  echo "$s3" > "$dir/s3.url"
   pg=$(scripts/postgres.sh start "$dir/pg")
   printf 'access_key_id = "bench"\nsecret_access_key = "bench"\n' > "$dir/s3.credentials"
   cat > "$dir/shared.toml" <<TOML

@@ -91,6 +91,24 @@ A=127.0.0.1:$a_port B=127.0.0.1:$b_port
 curl -sf -u "admin:$password" -H 'content-type: application/json' \
   -d '{"name":"bench","public":false}' "http://$A/api/v1/projects" >/dev/null
 pull_into() { copy --src-creds "$creds" "docker://$1/bench/app:v1" "dir:$2"; }
+# The stand-in's own floor: every blob put into it at once (boto3, from moto's
+# environment, timed inside Python), and copied once inside it, as a commit does.
+read -r s3_put s3_copy < <("$HOIST_CACHE/tools/moto/bin/python" - "$(cat "$work/shared/s3.url")" "$image" <<'PY'
+import concurrent.futures as cf, glob, sys, time, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], aws_access_key_id="bench",
+                  aws_secret_access_key="bench", region_name="us-east-1")
+blobs = [open(f, "rb").read() for f in sorted(glob.glob(sys.argv[2] + "/layer*"))]
+t = time.time()
+with cf.ThreadPoolExecutor(len(blobs)) as ex:
+    list(ex.map(lambda kb: s3.put_object(Bucket="hoist", Key=f"floor/{kb[0]}", Body=kb[1]), enumerate(blobs)))
+put = time.time() - t
+t = time.time()
+with cf.ThreadPoolExecutor(len(blobs)) as ex:
+    list(ex.map(lambda k: s3.copy_object(Bucket="hoist", Key=f"floor/c{k}",
+                                         CopySource={"Bucket": "hoist", "Key": f"floor/{k}"}), range(len(blobs))))
+print(f"{put:.3f} {time.time() - t:.3f}")
+PY
+)
 s_push=$(timed copy --dest-creds "$creds" "dir:$layout" "docker://$A/bench/app:v1")
 s_pull_a=$(timed pull_into "$A" "$work/pull-a")
 s_pull_b=$(timed pull_into "$B" "$work/pull-b")
@@ -100,13 +118,17 @@ both() { pull_into "$1" "$work/both-1" & pull_into "$2" "$work/both-2"; wait; rm
 s_two_one=$(timed both "$A" "$A")
 s_two_two=$(timed both "$A" "$B")
 python3 - "$SIZE_MB" "$host_push" "$host_pull" "$s_push" "$s_pull_a" "$s_pull_b" "$s_two_one" \
-  "$s_two_two" "$(peak_mib "$a_pid")" "$(peak_mib "$b_pid")" <<'PY'
+  "$s_two_two" "$(peak_mib "$a_pid")" "$(peak_mib "$b_pid")" "$s3_put" "$s3_copy" <<'PY'
 import sys
 mb = float(sys.argv[1])
 push, pull, spush, spa, spb, one, two = map(float, sys.argv[2:9])
 a_rss, b_rss = sys.argv[9:11]
+s3_put, s3_copy = map(float, sys.argv[11:13])
+floor = s3_put + s3_copy
 print(f"--- on PostgreSQL + S3 (moto_server, in memory) ---")
-print(f"push, one replica:     {spush:6.2f} s  {mb / spush:7.1f} MiB/s  ({spush / push:.2f}x the embedded host's)")
+print(f"floor, the stand-in:   {s3_put:6.2f} s to put every layer at once, {s3_copy:.2f} s to copy them once inside it")
+print(f"push, one replica:     {spush:6.2f} s  {mb / spush:7.1f} MiB/s  ({spush / push:.2f}x the embedded host's, "
+      f"{spush / floor:.2f}x the stand-in's put + copy)")
 print(f"pull, same replica:    {spa:6.2f} s  {mb / spa:7.1f} MiB/s  ({spa / pull:.2f}x the embedded host's)")
 print(f"pull, other replica:   {spb:6.2f} s  {mb / spb:7.1f} MiB/s")
 print(f"2 pulls, one replica:  {one:6.2f} s  {2 * mb / one:7.1f} MiB/s together")

@@ -37,8 +37,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Every part but a session's last holds this much: S3's smallest part is 5 MiB, and a
-/// session then buffers at most this much in memory. 10,000 parts make 50 GiB, S3's
-/// limit on parts, which is far above any image layer.
+/// session then holds at most two parts in memory (one filling, one being sent). 10,000
+/// parts, S3's limit, make 50 GiB, far above any image layer.
 const PART_SIZE: usize = 5 << 20;
 
 /// Where the blobs are and how to reach them.
@@ -75,6 +75,12 @@ struct Session {
     /// The multipart upload was completed by a commit whose digest did not match: the
     /// data is `uploads/<id>/data`, whole, and takes no more appends.
     completed: bool,
+}
+
+/// A part being sent.
+struct InFlight {
+    handle: tokio::task::JoinHandle<object_store::Result<PartId>>,
+    len: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -192,7 +198,9 @@ impl S3Storage {
         Ok(bytes.to_vec())
     }
 
-    fn put_part(&self, id: &str, session: &mut Session, bytes: Bytes) -> io::Result<()> {
+    /// Sends the session's next part while the caller goes on (filling the part after
+    /// it), so that reading the client and writing the store overlap.
+    fn start_part(&self, id: &str, session: &mut Session, bytes: Bytes) -> io::Result<InFlight> {
         let data = self.upload_key(id, "data").expect("a checked id");
         let multipart = match &session.multipart {
             Some(m) => m.clone(),
@@ -204,20 +212,28 @@ impl S3Storage {
                 m
             }
         };
-        let len = bytes.len() as u64;
-        let part = self
-            .block(self.store.put_part(
-                &data,
-                &multipart,
-                session.parts.len(),
-                PutPayload::from(bytes),
-            ))
-            .map_err(other)?;
+        let (store, index, len) = (self.store.clone(), session.parts.len(), bytes.len() as u64);
+        let handle = self.runtime.spawn(async move {
+            store
+                .put_part(&data, &multipart, index, PutPayload::from(bytes))
+                .await
+        });
+        Ok(InFlight { handle, len })
+    }
+
+    /// Waits for a part sent by [`Self::start_part`] and records it in the session.
+    fn finish_part(&self, session: &mut Session, part: InFlight) -> io::Result<()> {
+        let id = self.block(part.handle).map_err(other)?.map_err(other)?;
         session.parts.push(Part {
-            etag: part.content_id,
-            len,
+            etag: id.content_id,
+            len: part.len,
         });
         Ok(())
+    }
+
+    fn put_part(&self, id: &str, session: &mut Session, bytes: Bytes) -> io::Result<()> {
+        let part = self.start_part(id, session, bytes)?;
+        self.finish_part(session, part)
     }
 
     /// Removes every object of a session, and its multipart upload.
@@ -381,6 +397,7 @@ impl Storage for S3Storage {
         buf.reserve_exact(PART_SIZE - buf.len());
         let old_tail = (session.tail > 0).then(|| self.tail_key(id, start));
         session.tail = 0;
+        let mut in_flight = None;
         let read = loop {
             let filled = buf.len();
             let room = PART_SIZE - filled;
@@ -394,11 +411,22 @@ impl Storage for S3Storage {
                 Ok(_) => {
                     let part =
                         Bytes::from(std::mem::replace(&mut buf, Vec::with_capacity(PART_SIZE)));
-                    self.put_part(id, &mut session, part)
-                        .inspect_err(|_| self.digests.forget(id))?;
+                    // One part in flight while the next fills: two parts of memory.
+                    if let Some(previous) = in_flight.take() {
+                        self.finish_part(&mut session, previous)
+                            .inspect_err(|_| self.digests.forget(id))?;
+                    }
+                    in_flight = Some(
+                        self.start_part(id, &mut session, part)
+                            .inspect_err(|_| self.digests.forget(id))?,
+                    );
                 }
             }
         };
+        if let Some(last) = in_flight.take() {
+            self.finish_part(&mut session, last)
+                .inspect_err(|_| self.digests.forget(id))?;
+        }
         // What arrived before a broken body is kept, for the client to resume after it.
         session.tail = buf.len() as u64;
         if session.tail > 0 {
