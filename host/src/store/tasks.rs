@@ -137,22 +137,34 @@ impl TaskStore for HostStore {
         })
     }
 
-    fn renew(&self, owner: &str, until_ms: i64) -> Result<Vec<String>> {
+    fn renew(&self, owner: &str, ids: &[String], until_ms: i64) -> Result<Vec<String>> {
+        self.db.transaction(|tx| {
+            let mut cancelled = Vec::new();
+            for id in ids {
+                tx.execute(
+                    "UPDATE tasks SET lease_until_ms = ?3 WHERE id = ?1 AND lease_owner = ?2",
+                    &[id, &owner, &until_ms],
+                )?;
+                let asked = tx.query_opt(
+                    "SELECT 1 FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND cancel_requested = 1",
+                    &[id, &owner],
+                )?;
+                if asked.is_some() {
+                    cancelled.push(id.clone());
+                }
+            }
+            Ok(cancelled)
+        })
+    }
+
+    fn release(&self, id: &str) -> Result<()> {
         self.db.with_connection(|c| {
             c.execute(
-                "UPDATE tasks SET lease_until_ms = ?2
-                 WHERE lease_owner = ?1 AND state IN ('queued', 'running', 'waiting')",
-                &[&owner, &until_ms],
-            )?;
-            c.query(
-                "SELECT id FROM tasks WHERE lease_owner = ?1 AND cancel_requested = 1
-                   AND state IN ('queued', 'running', 'waiting')",
-                &[&owner],
-            )?
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
-        })
+                "UPDATE tasks SET lease_owner = NULL, lease_until_ms = NULL WHERE id = ?1",
+                &[&id],
+            )
+        })?;
+        Ok(())
     }
 
     fn orphaned(&self, now_ms: i64) -> Result<Vec<Task>> {

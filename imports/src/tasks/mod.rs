@@ -61,9 +61,11 @@ pub trait TaskStore: Send + Sync + 'static {
     /// on it still runs at `now_ms`; whether it was taken. Atomic: of replicas racing for
     /// one task, one wins.
     fn claim(&self, id: &str, owner: &str, now_ms: i64, until_ms: i64) -> anyhow::Result<bool>;
-    /// Extends `owner`'s leases on its unfinished tasks to `until_ms`; returns those of
-    /// them whose cancel was asked for.
-    fn renew(&self, owner: &str, until_ms: i64) -> anyhow::Result<Vec<String>>;
+    /// Extends `owner`'s leases on the tasks `ids` (those it runs) to `until_ms`; returns
+    /// those of them whose cancel was asked for.
+    fn renew(&self, owner: &str, ids: &[String], until_ms: i64) -> anyhow::Result<Vec<String>>;
+    /// Drops any lease on a finished task, before it is queued again.
+    fn release(&self, id: &str) -> anyhow::Result<()>;
     /// Unfinished tasks that no lease holds at `now_ms` (their replica stopped), oldest
     /// first.
     fn orphaned(&self, now_ms: i64) -> anyhow::Result<Vec<Task>>;
@@ -372,6 +374,9 @@ impl TaskRunner {
             if let Some(sealed) = sealed {
                 store.set_credentials(&queued.id, &sealed)?;
             }
+            // A lease left from the run that finished must not keep the retry from this
+            // replica, which runs it now.
+            store.release(&queued.id)?;
             store.update(&queued)
         })
         .await?;
@@ -414,7 +419,10 @@ impl TaskRunner {
         let owner = self.inner.config.replica.clone();
         let now = hoist_common::clock::now_ms();
         let until = now + lease.as_millis() as i64;
-        let cancelled = self.db(move |store| store.renew(&owner, until)).await?;
+        let running: Vec<String> = self.inner.live.lock().keys().cloned().collect();
+        let cancelled = self
+            .db(move |store| store.renew(&owner, &running, until))
+            .await?;
         for id in cancelled {
             self.cancel(&id);
         }
