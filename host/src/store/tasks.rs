@@ -141,15 +141,16 @@ impl TaskStore for HostStore {
         self.db.transaction(|tx| {
             let mut cancelled = Vec::new();
             for id in ids {
-                tx.execute(
-                    "UPDATE tasks SET lease_until_ms = ?3 WHERE id = ?1 AND lease_owner = ?2",
+                // One statement renews and tells whether a cancel was asked (both
+                // engines take RETURNING).
+                let renewed = tx.query_opt(
+                    "UPDATE tasks SET lease_until_ms = ?3 WHERE id = ?1 AND lease_owner = ?2
+                     RETURNING cancel_requested",
                     &[id, &owner, &until_ms],
                 )?;
-                let asked = tx.query_opt(
-                    "SELECT 1 FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND cancel_requested = 1",
-                    &[id, &owner],
-                )?;
-                if asked.is_some() {
+                if let Some(row) = renewed
+                    && row.get::<bool>(0)?
+                {
                     cancelled.push(id.clone());
                 }
             }

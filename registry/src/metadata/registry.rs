@@ -82,8 +82,8 @@ fn ensure_repository(tx: &mut dyn Sql, repository: &str) -> Result<()> {
     Ok(())
 }
 
-/// The first column of every row.
-fn column<T: FromValue>(rows: Vec<Row>) -> Result<Vec<T>> {
+/// The first column of every row, gathered into a list or a set.
+fn column<T: FromValue, C: FromIterator<T>>(rows: Vec<Row>) -> Result<C> {
     rows.iter().map(|r| r.get(0)).collect()
 }
 
@@ -480,13 +480,10 @@ impl Metadata {
     /// refers to (in any repository: the store is shared).
     pub(crate) fn gc_referenced(&self) -> Result<HashSet<String>> {
         self.with_connection(|c| {
-            c.query(
+            column(c.query(
                 "SELECT digest FROM manifests UNION SELECT digest FROM manifest_refs",
                 &[],
-            )?
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
+            )?)
         })
     }
 
@@ -494,13 +491,10 @@ impl Metadata {
     /// finished, or a mount, recently, which a manifest may be about to refer to.
     pub(crate) fn gc_recently_linked(&self, since_ms: i64) -> Result<HashSet<String>> {
         self.with_connection(|c| {
-            c.query(
+            column(c.query(
                 "SELECT digest FROM blob_links WHERE linked_ms >= ?1",
                 &[&since_ms],
-            )?
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
+            )?)
         })
     }
 

@@ -284,26 +284,34 @@ impl Storage for S3Storage {
         let Some(key) = self.blob_key(digest) else {
             return Ok(None);
         };
-        let Some(meta) = found(self.block(self.store.head(&key)))? else {
+        let got = if offset == 0 {
+            // The whole blob: the GET answers with its size, no HEAD needed.
+            found(self.block(self.store.get(&key)))?
+        } else {
+            let Some(meta) = found(self.block(self.store.head(&key)))? else {
+                return Ok(None);
+            };
+            if offset >= meta.size {
+                // S3 refuses a range that starts at the end; the answer is empty anyway.
+                return Ok(Some(BlobRead {
+                    len: meta.size,
+                    reader: Box::new(tokio::io::empty()),
+                }));
+            }
+            let options = GetOptions {
+                range: Some(GetRange::Offset(offset)),
+                ..Default::default()
+            };
+            found(self.block(self.store.get_opts(&key, options)))?
+        };
+        let Some(got) = got else {
             return Ok(None);
         };
-        if offset >= meta.size {
-            // S3 refuses a range that starts at the end; the answer is empty anyway.
-            return Ok(Some(BlobRead {
-                len: meta.size,
-                reader: Box::new(tokio::io::empty()),
-            }));
-        }
-        let options = GetOptions {
-            range: (offset > 0).then_some(GetRange::Offset(offset)),
-            ..Default::default()
-        };
-        let Some(got) = found(self.block(self.store.get_opts(&key, options)))? else {
-            return Ok(None);
-        };
+        // The object's size, whatever range was read.
+        let len = got.meta.size;
         let body = got.into_stream().map_err(other);
         Ok(Some(BlobRead {
-            len: meta.size,
+            len,
             reader: Box::new(tokio_util::io::StreamReader::new(body)),
         }))
     }
